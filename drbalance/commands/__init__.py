@@ -1,0 +1,1 @@
+"""Sub-commands of the ``drbalance`` CLI, one module each (see :mod:`drbalance.cli`)."""

@@ -1,0 +1,1 @@
+"""Planning tools that sit beside the balancing loop: battery sharing and hybrid-supply dimensioning."""
