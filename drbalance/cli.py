@@ -16,6 +16,8 @@ from drbalance.errors import DrbalanceError
 
 #: Sub-command modules, in the order ``drbalance --help`` lists them.
 COMMAND_MODULES = (
+    "drbalance.commands.demo",
+    "drbalance.commands.estimate",
 )
 
 
