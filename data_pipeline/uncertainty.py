@@ -220,9 +220,13 @@ class EllipsoidEstimator:
         """Low-rank factor of ``scale * Xc^T Xc`` and the diagonal of what truncation drops."""
         m, d = Xc.shape
         keep = min(m, d) if self.rank is None else min(self.rank, m, d)
-        if self.rank is None:
+        if self.rank is None and m <= d:
             # Exact: F = sqrt(scale) Xc^T (rank <= m - 1), no eigen-decomposition needed.
             return np.sqrt(scale) * Xc.T, np.zeros(d)
+        if self.rank is None and m > d:
+            # More days than dimensions: a (d, d) factor from the eigen-decomposition is smaller.
+            lam, V = np.linalg.eigh(scale * (Xc.T @ Xc))
+            return V * np.sqrt(np.clip(lam, 0.0, None)), np.zeros(d)
         U, sv, Vt = np.linalg.svd(Xc, full_matrices=False)
         F = (Vt[:keep].T * sv[:keep]) * np.sqrt(scale)
         dropped = ((Vt[keep:].T * sv[keep:]) ** 2).sum(axis=1) * scale
@@ -232,10 +236,21 @@ class EllipsoidEstimator:
 def _loo_mahalanobis2(X: np.ndarray, shrinkage: float) -> np.ndarray:
     """Squared Mahalanobis distance of each row of ``X`` (m, d) to the set fitted on the other rows.
 
-    The left-out fit uses the same shrinkage weight ``s`` (from all rows) and the exact low-rank
-    factor; everything is computed from the Gram matrix ``G = X X^T`` so ``d`` only enters once.
+    The left-out fit uses the same shrinkage weight ``s`` (from all rows) and the exact covariance.
+    When ``d > m`` everything is computed from the Gram matrix ``G = X X^T`` (``O(m^2 d + m^4)``);
+    otherwise in ``d``-space with the leave-one-out covariance downdate (``O(m d^3)``).
     """
     m, d = X.shape
+    if d <= m:
+        xbar = X.mean(axis=0)
+        E = X - xbar
+        S = E.T @ E / (m - 1)
+        # S_J = ((m-1) S - m/(m-1) e e^T) / (m-2);  v = x_i - mean_J = m/(m-1) e
+        SJ = ((m - 1) * S[None] - (m / (m - 1)) * np.einsum("ki,kj->kij", E, E)) / (m - 2)
+        mu = np.trace(SJ, axis1=1, axis2=2) / d
+        sig = (1 - shrinkage) * SJ + (shrinkage * mu)[:, None, None] * np.eye(d)[None]
+        V = (m / (m - 1)) * E
+        return np.einsum("ki,ki->k", V, np.linalg.solve(sig, V[:, :, None])[:, :, 0])
     G = X @ X.T
     out = np.empty(m)
     for i in range(m):

@@ -18,6 +18,7 @@ from drbalance.errors import DrbalanceError
 COMMAND_MODULES = (
     "drbalance.commands.demo",
     "drbalance.commands.estimate",
+    "drbalance.commands.hybrid",
 )
 
 

@@ -1,0 +1,214 @@
+"""Readers: real slices and full bundled files, every reject reason, schema errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from data_pipeline.readers import (
+    TripColumns,
+    detect_tlc_format,
+    read_acn_sessions,
+    read_melbourne_charging,
+    read_nyc_zones,
+    read_shenzhen_zones,
+    read_tlc_trips,
+    read_trips,
+    read_zone_table,
+)
+from data_pipeline.validate import TRIP_REJECT_REASONS
+from drbalance import datasets
+from drbalance.errors import DataError
+from tests.conftest import FIXTURES
+
+SLICES = sorted(FIXTURES.glob("green_slice_2021-0*.parquet"))
+
+
+@pytest.fixture(scope="module")
+def zones():
+    return datasets.load_nyc_zones()
+
+
+def test_zone_table_handles_tlc_quirks(zones):
+    assert len(zones) == 265
+    # 57 "Corona" has no polygon: it borrows 56's centroid; 264/265 have no location.
+    assert zones.loc[57, "location_from"] == 56
+    assert zones.loc[57, ["lat", "lon"]].tolist() == zones.loc[56, ["lat", "lon"]].tolist()
+    assert zones.loc[[264, 265], "lat"].isna().all()
+    # 56 has two polygons: its centroid is their area-weighted mean, so it lies between them.
+    assert 40.7414 < zones.loc[56, "lat"] < 40.7518
+    assert zones["lat"].notna().sum() == 263  # 260 own polygons + 57, 104, 105 borrowed
+
+
+def test_real_slices_balance_and_name_reasons(zones):
+    ing = read_tlc_trips(SLICES, zones, period=("2021-01-01", "2021-03-31"))
+    r = ing.report
+    assert r.rows_read == sum(len(pd.read_parquet(p)) for p in SLICES)
+    assert r.rows_accepted + r.rows_rejected == r.rows_read == len(ing.frame) + len(r.rejected)
+    by = r.by_reason
+    for reason in ("outside_period", "zone_without_location", "dropoff_not_after_pickup", "duration_too_long",
+                   "negative_fare"):
+        assert by[reason] > 0, reason
+    assert list(by) == list(TRIP_REJECT_REASONS)
+    # rejected rows point back to real rows with the stated problem
+    rej = r.rejected
+    row = rej[rej.reason == "dropoff_not_after_pickup"].iloc[0]
+    raw = pd.read_parquet(FIXTURES / row.source).iloc[row.row]
+    assert raw.lpep_dropoff_datetime <= raw.lpep_pickup_datetime
+    row = rej[rej.reason == "outside_period"].iloc[0]
+    raw = pd.read_parquet(FIXTURES / row.source).iloc[row.row]
+    assert not (pd.Timestamp("2021-01-01") <= raw.lpep_pickup_datetime < pd.Timestamp("2021-04-01"))
+    f = ing.frame
+    assert (f.dropoff_time > f.pickup_time).all()
+    assert np.allclose(f.duration_min, (f.dropoff_time - f.pickup_time).dt.total_seconds() / 60)
+    assert (f.distance_km >= 0).all()
+    assert 57 in set(f.pickup_zone) | set(f.dropoff_zone)  # accepted through the same-name centroid
+
+
+def test_full_bundled_months_match_source_facts(zones):
+    ing = read_tlc_trips(datasets.nyc_green_trip_files(), zones)
+    r = ing.report
+    assert r.rows_read == 76_518 + 64_572 + 83_827
+    assert r.rows_accepted + r.rows_rejected == r.rows_read
+    ing2 = read_tlc_trips(datasets.nyc_green_trip_files(), zones, period=("2021-01-01", "2021-03-31"))
+    # SOURCE.md: 2 rows dated 2009 + 1 row of 2020-12 in January, 1 row of 2009 in February
+    assert ing2.report.by_reason["outside_period"] == 4
+    # TLC reversal pairs: rejecting the negative fare leaves no key duplicate behind
+    assert ing2.report.by_reason["duplicate"] == 0
+    ing3 = read_tlc_trips(datasets.nyc_green_trip_files(), zones, period=("2021-01-01", "2021-03-31"),
+                          reject_negative_fare=False)
+    assert ing3.report.by_reason["negative_fare"] == 0
+    assert ing3.report.by_reason["duplicate"] > 0
+
+
+def _generic(tmp_path, rows, zones_csv=True):
+    zt = pd.DataFrame({"zid": ["A", "B", "C"], "lat": [40.70, 40.75, np.nan], "lon": [-74.0, -73.95, np.nan]})
+    zpath = tmp_path / "zones.csv"
+    zt.to_csv(zpath, index=False)
+    zones = read_zone_table(zpath, "zid", "lat", "lon")
+    tp = tmp_path / "trips.csv"
+    pd.DataFrame(rows, columns=["start", "end", "from", "to", "km", "fare"]).to_csv(tp, index=False)
+    cols = TripColumns("start", "end", "from", "to", "km", "fare", "km")
+    return read_trips(tp, cols, zones, period=("2021-05-01", "2021-05-31"))
+
+
+def test_every_trip_reject_reason(tmp_path):
+    ok = ["2021-05-03 08:00", "2021-05-03 08:10", "A", "B", 2.0, 9.0]
+    rows = [
+        ok,
+        ["not a time", "2021-05-03 08:10", "A", "B", 2.0, 9.0],            # missing_timestamp
+        ["2021-06-03 08:00", "2021-06-03 08:10", "A", "B", 2.0, 9.0],      # outside_period
+        ["2021-05-03 08:00", "2021-05-03 08:10", None, "B", 2.0, 9.0],     # missing_zone
+        ["2021-05-03 08:00", "2021-05-03 08:10", "A", "Z", 2.0, 9.0],      # unknown_zone
+        ["2021-05-03 08:00", "2021-05-03 08:10", "C", "B", 2.0, 9.0],      # zone_without_location
+        ["2021-05-03 08:00", "2021-05-03 08:00", "A", "B", 2.0, 9.0],      # dropoff_not_after_pickup
+        ["2021-05-03 08:00", "2021-05-03 15:00", "A", "B", 2.0, 9.0],      # duration_too_long
+        ["2021-05-03 08:00", "2021-05-03 08:10", "A", "B", "inf", 9.0],    # non_finite_distance
+        ["2021-05-03 08:00", "2021-05-03 08:10", "A", "B", -1.0, 9.0],     # negative_distance
+        ["2021-05-03 08:00", "2021-05-03 08:10", "A", "B", 2.0, -9.0],     # negative_fare
+        ok,                                                                 # duplicate
+    ]
+    ing = _generic(tmp_path, rows)
+    expected = [None] + list(TRIP_REJECT_REASONS)
+    got = dict(zip(ing.report.rejected.row, ing.report.rejected.reason))
+    assert [got.get(i) for i in range(len(rows))] == expected
+    assert ing.report.rows_accepted == 1 and ing.report.rows_read == len(rows)
+    assert ing.frame.pickup_zone.tolist() == ["A"]
+    assert ing.frame.distance_km.tolist() == [2.0]
+
+
+def test_first_reason_wins(tmp_path):
+    # outside the period AND drop-off before pick-up AND negative fare: reported once, as outside_period
+    ing = _generic(tmp_path, [["2021-07-01 08:00", "2021-07-01 07:00", "A", "Z", -3.0, -1.0]])
+    assert ing.report.rejected.reason.tolist() == ["outside_period"]
+
+
+def test_missing_column_names_column_and_file(tmp_path, zones):
+    df = pd.read_parquet(SLICES[0]).drop(columns=["DOLocationID"])
+    p = tmp_path / "broken.parquet"
+    df.to_parquet(p)
+    with pytest.raises(DataError, match=r"broken\.parquet.*(green|recognised)"):
+        read_tlc_trips(p, zones)
+    cols = TripColumns("lpep_pickup_datetime", "lpep_dropoff_datetime", "PULocationID", "DOLocationID")
+    with pytest.raises(DataError, match=r"broken\.parquet.*DOLocationID"):
+        read_trips(p, cols, zones)
+
+
+def test_format_detection():
+    assert detect_tlc_format(["tpep_pickup_datetime", "tpep_dropoff_datetime", "PULocationID", "DOLocationID",
+                              "trip_distance", "fare_amount", "x"]) == "yellow"
+    assert detect_tlc_format(pd.read_parquet(SLICES[0]).columns) == "green"
+    with pytest.raises(DataError, match="not a recognised NYC TLC"):
+        detect_tlc_format(["a", "b"])
+
+
+def test_unreadable_and_missing_files(tmp_path, zones):
+    bad = tmp_path / "junk.parquet"
+    bad.write_bytes(b"not parquet at all")
+    with pytest.raises(DataError, match="junk.parquet"):
+        read_tlc_trips(bad, zones)
+    with pytest.raises(DataError, match="not found"):
+        read_tlc_trips(tmp_path / "nope.parquet", zones)
+
+
+def test_zone_table_errors(tmp_path):
+    p = tmp_path / "z.csv"
+    pd.DataFrame({"id": [1, 1], "lat": [1.0, 2.0], "lon": [1.0, 2.0]}).to_csv(p, index=False)
+    with pytest.raises(DataError, match="unique"):
+        read_zone_table(p, "id", "lat", "lon")
+    pd.DataFrame({"id": [1], "lat": [100.0], "lon": [1.0]}).to_csv(p, index=False)
+    with pytest.raises(DataError, match="out of range"):
+        read_zone_table(p, "id", "lat", "lon")
+    with pytest.raises(DataError, match="latitude"):
+        read_zone_table(p, "id", "latitude", "lon")
+
+
+def test_acn_sessions(shared_data):
+    ing = read_acn_sessions(shared_data / "ev_charging_acn_caltech_2021" / "acndata_sessions.json.gz")
+    r = ing.report
+    assert r.rows_read == 2114 and r.rows_accepted + r.rows_rejected == 2114
+    f = ing.frame
+    assert (f.disconnect_time > f.connect_time).all()
+    assert f.kwh.between(0, 100).all()
+    assert f.user_id.isna().sum() <= 203
+    # local (Los Angeles) time: the first session connected 2021-05-01 20:42:47 GMT = 13:42:47 PDT
+    assert f.connect_time.min() == pd.Timestamp("2021-05-01 13:42:47")
+
+
+def test_acn_malformed(tmp_path):
+    p = tmp_path / "s.json"
+    p.write_text('[{"sessionID": "a", "stationID": "s", "connectionTime": "Sat, 01 May 2021 20:42:47 GMT", '
+                 '"disconnectTime": "Sat, 01 May 2021 19:00:00 GMT", "kWhDelivered": 3.0, '
+                 '"timezone": "America/Los_Angeles"}, {"sessionID": "b", "stationID": "s", '
+                 '"connectionTime": "Sat, 01 May 2021 20:42:47 GMT", "disconnectTime": "Sat, 01 May 2021 23:00:00 GMT", '
+                 '"kWhDelivered": "NaN", "timezone": "America/Los_Angeles"}]')
+    ing = read_acn_sessions(p)
+    assert ing.report.by_reason["disconnect_not_after_connect"] == 1
+    assert ing.report.by_reason["non_finite_energy"] == 1
+    p.write_text('[{"sessionID": "a"}]')
+    with pytest.raises(DataError, match="stationID"):
+        read_acn_sessions(p)
+    p.write_text("{not json")
+    with pytest.raises(DataError, match="JSON"):
+        read_acn_sessions(p)
+
+
+def test_melbourne(shared_data):
+    cv = read_melbourne_charging(shared_data / "ev_charging_charged_melbourne")
+    assert cv.report.rows_read == 4392
+    assert cv.report.rows_accepted + cv.report.rows_rejected == 4392
+    assert list(cv.volume_kwh.columns) == sorted(cv.volume_kwh.columns)  # numeric order, not string order
+    assert cv.volume_kwh.shape[1] == 63 and len(cv.stations) == 63
+    assert (cv.volume_kwh.to_numpy() >= 0).all()
+
+
+def test_shenzhen(shared_data):
+    sz = read_shenzhen_zones(shared_data / "shenzhen_charging_zones_st_evcdp")
+    assert len(sz.zones) == 247 and sz.adjacent_km.shape == (247, 247)
+    assert sz.zones.piles.sum() == 18_061
+    rm = sz.region_map(circuity=1.0)
+    adj = sz.adjacent_km > 0
+    assert 0 < adj.mean() < 0.05 and np.array_equal(adj, adj.T)
+    # the adjacent-pair distances of the file are centroid great-circle distances
+    assert np.allclose(sz.adjacent_km[adj], rm.distance_km[adj], rtol=0.01)
