@@ -212,3 +212,20 @@ def test_shenzhen(shared_data):
     assert 0 < adj.mean() < 0.05 and np.array_equal(adj, adj.T)
     # the adjacent-pair distances of the file are centroid great-circle distances
     assert np.allclose(sz.adjacent_km[adj], rm.distance_km[adj], rtol=0.01)
+
+
+def test_acn_sessions_to_charging_panels(shared_data):
+    from data_pipeline.panels import charging_panels
+
+    ing = read_acn_sessions(shared_data / "ev_charging_acn_caltech_2021" / "acndata_sessions.json.gz",
+                            period=("2021-06-01", "2021-06-30"))
+    f = ing.frame
+    stations = sorted(f.station_id.unique())
+    # each EVSE its own region: a station serves one session at a time, so occupancy never exceeds 1
+    p = charging_panels(f, pd.Series(range(len(stations)), index=stations), np.arange(len(stations)),
+                        "2021-06-01", "2021-07-15", 15)
+    assert p["charging_arrivals"].total() == len(f)  # every accepted session counted once
+    occ = p["occupancy"].values
+    assert occ.max() <= 1 + 1e-9
+    minutes = (f.disconnect_time - f.connect_time).dt.total_seconds().sum() / 60
+    assert occ.sum() * 15 == pytest.approx(minutes, rel=1e-9)  # panel covers every session to its end
