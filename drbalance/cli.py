@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "drbalance.commands.demo",
     "drbalance.commands.estimate",
     "drbalance.commands.hybrid",
+    "drbalance.commands.battery",
 )
 
 
