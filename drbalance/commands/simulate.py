@@ -1,0 +1,207 @@
+"""``drbalance simulate``: replay one day of trip records against a synthetic EV fleet under a policy.
+
+CLI contract (relied on by other tools; add options, never rename)::
+
+    drbalance simulate TRIPS... [--zones CSV] --day YYYY-MM-DD --fleet N --policy greedy --seed 0 --json PATH
+                       [--regions K] [--out DIR] [--train A:B] [--policy {noop,greedy,oracle_counts}]
+
+JSON keys: ``requests``, ``served``, ``unserved`` (``served + unserved == requests``), ``u_m_mean``,
+``u_c_mean``, ``balancing_km``, ``stranded``, ``seconds`` (whole command, reading included), plus the
+simulator's summary (``sim_seconds`` is the run alone) and the resolved configuration under ``config``.
+
+The greedy policy's forecasts are fitted on the training period, which must end before ``--day``
+(default: the 28 days before it, trimmed of leading days that have under 5 % of the median day's
+trips, e.g. before the first file starts).  Chargers are sited proportionally to the training
+period's pick-ups (``--plugs-total``, default one plug per ten EVs) unless ``--plugs CSV`` gives
+plugs per zone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from drbalance.commands._common import parse_period, write_json
+from drbalance.errors import ConfigError, DataError
+
+POLICIES = ("noop", "greedy", "oracle_counts")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("simulate", help="replay a day of trips against a simulated EV fleet under a policy",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("trips", nargs="+", type=Path, help="trip files (NYC TLC green/yellow/FHV parquet or CSV)")
+    p.add_argument("--zones", type=Path, default=None,
+                   help="TLC taxi_zone_lookup.csv (default: the one beside the first trip file)")
+    p.add_argument("--day", required=True, help="day to simulate, YYYY-MM-DD")
+    p.add_argument("--fleet", type=int, required=True, help="number of EVs")
+    p.add_argument("--policy", default="greedy", choices=POLICIES)
+    p.add_argument("--seed", type=int, default=0, help="seed of the fleet draw and the k-means coarsening")
+    p.add_argument("--json", type=Path, default=None, help="write the summary JSON here")
+    p.add_argument("--out", type=Path, default=None,
+                   help="folder for per-slot/region/event/request parquet, plots and the resolved config")
+    p.add_argument("--regions", type=int, default=None,
+                   help="coarsen zones into K regions (demand-weighted k-means, seeded); default: one per zone")
+    p.add_argument("--train", default=None, help="training period START:END before --day (default: 28 days before)")
+    p.add_argument("--slot-minutes", type=int, default=15, help="decision slot length (default 15)")
+    p.add_argument("--hours", type=float, default=24.0, help="simulate only the first H hours of the day (default 24)")
+    p.add_argument("--plugs-total", type=int, default=None, help="plugs to site in proportion to training demand "
+                   "(default: ceil(0.1 x fleet))")
+    p.add_argument("--plugs", type=Path, default=None, help="CSV with columns zone,plugs (summed per region)")
+    p.add_argument("--patience", type=int, default=10, help="minutes a request waits before it is unserved")
+    p.add_argument("--radius-km", type=float, default=3.0, help="matching radius to neighbouring regions (km)")
+    p.add_argument("--speed-kmh", type=float, default=20.0, help="empty driving speed (km/h)")
+    p.add_argument("--battery-kwh", type=float, default=60.0)
+    p.add_argument("--kwh-per-km", type=float, default=0.2)
+    p.add_argument("--charge-kw", type=float, default=50.0)
+    p.add_argument("--low-soc", type=float, default=0.2, help="low-battery threshold (share of capacity)")
+    p.add_argument("--target-soc", type=float, default=0.8, help="EVs unplug at this share of capacity")
+    p.add_argument("--circuity", default="auto",
+                   help="road/straight-line distance factor, or 'auto' to estimate it from metered trips")
+    p.set_defaults(func=run)
+
+
+def _default_train(day: pd.Timestamp) -> tuple[str, str]:
+    return str((day - pd.Timedelta(days=28)).date()), str((day - pd.Timedelta(days=1)).date())
+
+
+def _trim_sparse_start(train: tuple[str, str], trips: pd.DataFrame) -> tuple[str, str] | None:
+    """Drop leading training days with < 5 % of the median day's trips (days before the data start)."""
+    days = pd.date_range(train[0], train[1], freq="D")
+    counts = trips["pickup_time"].dt.normalize().value_counts().reindex(days, fill_value=0)
+    if counts.sum() == 0:
+        return None
+    ok = counts.to_numpy() >= 0.05 * np.median(counts[counts > 0].to_numpy())
+    first = int(np.argmax(ok))
+    return str(days[first].date()), train[1]
+
+
+def simulate_day(args: argparse.Namespace) -> tuple[dict, object]:
+    """Library entry behind the CLI; returns (summary dict, SimResult)."""
+    from data_pipeline.estimates import EstimateConfig, Estimates
+    from data_pipeline.panels import trip_panels
+    from data_pipeline.readers import read_nyc_zones, read_tlc_trips
+    from data_pipeline.regions import RegionMap, estimate_circuity
+    from drbalance.policies import make_policy
+    from drbalance.sim import ChargingConfig, PlugSiting, SimConfig, Simulator
+
+    t0 = time.perf_counter()
+    try:
+        day = pd.Timestamp(args.day).normalize()
+    except ValueError as exc:
+        raise ConfigError(f"--day: cannot parse {args.day!r} ({exc}); use YYYY-MM-DD") from exc
+    explicit_train = args.train is not None
+    train = parse_period(args.train, "--train") if explicit_train else _default_train(day)
+    if pd.Timestamp(train[1]) >= day:
+        raise ConfigError(f"--train {train[0]}:{train[1]} must end before --day {day.date()} (no look-ahead)")
+    if not (0 < args.hours <= 24) or (args.hours * 60) % args.slot_minutes:
+        raise ConfigError(f"--hours must be in (0, 24] and a whole number of {args.slot_minutes}-min slots")
+    minutes = int(round(args.hours * 60))
+    config = SimConfig(fleet_size=args.fleet, seed=args.seed, slot_minutes=args.slot_minutes,
+                       battery_kwh=args.battery_kwh, consumption_kwh_per_km=args.kwh_per_km,
+                       patience_minutes=args.patience, match_radius_km=args.radius_km, speed_kmh=args.speed_kmh,
+                       charging=ChargingConfig(power_kw=args.charge_kw, low_soc=args.low_soc,
+                                               target_soc=args.target_soc))
+    zones_path = args.zones or args.trips[0].with_name("taxi_zone_lookup.csv")
+    if not zones_path.is_file():
+        raise DataError(f"zone lookup {zones_path} not found; pass --zones PATH/taxi_zone_lookup.csv")
+    zones = read_nyc_zones(zones_path)
+    ing = read_tlc_trips(args.trips, zones, period=(train[0], str(day.date())))
+    frame = ing.frame
+    is_day = frame["pickup_time"].to_numpy() >= np.datetime64(day.to_datetime64(), "ns")
+    day_trips, train_trips = frame[is_day], frame[~is_day]
+    if len(day_trips) == 0:
+        raise DataError(f"no accepted trip has its pick-up on {day.date()}; check --day and the trip files")
+    if not explicit_train:
+        trimmed = _trim_sparse_start(train, train_trips)
+        train = trimmed if trimmed else train
+        train_trips = train_trips[train_trips["pickup_time"] >= pd.Timestamp(train[0])]
+    if args.circuity == "auto":
+        circuity = estimate_circuity(frame, zones)
+    else:
+        try:
+            circuity = float(args.circuity)
+        except ValueError:
+            raise ConfigError(f"--circuity must be a number >= 1 or 'auto', got {args.circuity!r}") from None
+    regions = RegionMap.from_zones(zones, circuity)
+    has_train = len(train_trips) > 0
+
+    def demand_of(trips):
+        r = regions.region_of(trips["pickup_zone"].to_numpy())
+        return np.bincount(r[r >= 0], minlength=regions.n).astype(float)
+
+    weights_source = "training_days" if has_train else "simulated_day"
+    if args.regions is not None:
+        regions = regions.coarsen(args.regions, demand_of(train_trips if has_train else day_trips),
+                                  random_state=args.seed)
+    estimates = None
+    if args.policy == "greedy":
+        if not has_train:
+            raise DataError(f"policy greedy needs trips on days before {day.date()} to fit its forecasts; "
+                            f"none in {train[0]}..{train[1]} (pass --train A:B inside the files' period)")
+        n_days = int(train_trips["pickup_time"].dt.normalize().nunique())
+        if n_days < 2:
+            raise DataError(f"policy greedy needs trips on at least 2 days before {day.date()} to fit its forecasts; "
+                            f"found {n_days} in {train[0]}..{train[1]} (pass --train A:B inside the files' period, "
+                            "or use --policy noop / oracle_counts)")
+        panels = trip_panels(train_trips, regions, train[0], train[1], args.slot_minutes)
+        estimates = Estimates.fit(panels, regions, EstimateConfig(slot_minutes=args.slot_minutes,
+                                                                  random_state=args.seed))
+    plugs = None
+    if args.plugs is not None:
+        table = pd.read_csv(args.plugs)
+        if not {"zone", "plugs"} <= set(table.columns):
+            raise DataError(f"{args.plugs}: needs columns zone,plugs; found {list(table.columns)}")
+        pos = regions.region_of(table["zone"].to_numpy())
+        if (pos < 0).any():
+            raise DataError(f"{args.plugs}: zones {table['zone'][pos < 0].tolist()[:5]} are in no region")
+        plugs = np.bincount(pos, weights=table["plugs"].to_numpy(float), minlength=regions.n)
+        weights_source = "plugs_csv"
+    sim = Simulator.from_trips(day_trips, regions, day, config, plugs=plugs,
+                               siting=PlugSiting(total=args.plugs_total),
+                               siting_weights=demand_of(train_trips) if has_train else None, zones=zones,
+                               minutes=minutes)
+    policy = make_policy(args.policy, sim, estimates)
+    result = sim.run(policy)
+    resolved = {**result.config, "trips": [str(t) for t in args.trips], "zones": str(zones_path), "day": str(day.date()),
+                "train": list(train), "regions_requested": args.regions, "circuity": circuity,
+                "plugs_source": weights_source, "plugs_total": int(sim.plugs.sum()), "hours": args.hours}
+    result.config = resolved
+    summary = {**result.summary, "sim_seconds": result.summary["seconds"], "day": str(day.date()),
+               "n_regions": regions.n, "train": list(train), "rows_read": ing.report.rows_read,
+               "rows_accepted": ing.report.rows_accepted, "config": resolved}
+    summary["seconds"] = time.perf_counter() - t0
+    return summary, result
+
+
+def run(args: argparse.Namespace) -> int:
+    summary, result = simulate_day(args)
+    if args.out is not None:
+        result.to_parquet(args.out)
+        result.plot(args.out)
+        (args.out / "config.json").write_text(json.dumps(summary["config"], indent=2, default=str) + "\n")
+        write_json(args.out / "summary.json", summary)
+    write_json(args.json, summary)
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title=f"simulate {summary['day']}: {summary['vehicles']} EVs, {summary['n_regions']} regions, "
+                    f"policy {summary['policy']}")
+    t.add_column("metric")
+    t.add_column("value", justify="right")
+    for key in ("requests", "served", "unserved", "served_rate", "u_m_mean", "u_m_all_mean", "u_c_mean",
+                "zero_supply_region_slots", "balancing_km", "balancing_km_vacant", "balancing_km_charge",
+                "evmt_share", "wait_mean_min", "wait_p90_min", "charging_sessions", "charge_queue_mean_min",
+                "idle_minutes_per_vehicle", "stranded", "sim_seconds", "seconds"):
+        v = summary[key]
+        t.add_row(key, f"{v:,.3f}" if isinstance(v, float) else f"{v:,}")
+    Console().print(t)
+    if args.out is not None:
+        print(f"wrote {args.out}/ (slots, region_slots, events, requests parquet; fairness.png, served_rate.png, "
+              "fleet_state.png; config.json, summary.json)")
+    return 0

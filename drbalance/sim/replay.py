@@ -1,0 +1,524 @@
+"""Log-replay simulation of an electric MoD fleet: :class:`Simulator` and :class:`SimConfig`.
+
+One run replays a window of real requests (usually one day) minute by minute against a synthetic
+fleet of ``N`` EVs.  Each minute, in this order:
+
+0. *completions and plugging-in* (phase 0): pick-ups start their passenger leg, trips and
+   repositioning moves end (the EV becomes vacant in its region: low-battery when its SoC is at or
+   below the threshold), EVs reaching a charger join its FIFO queue, charged EVs unplug and become
+   vacant, queued EVs take free plugs;
+1. at each slot boundary (every ``slot_minutes`` during the window) the policy is called once with a
+   :class:`drbalance.state.FleetState` and its moves are validated and applied (phase 1);
+2. requests of the minute arrive, requests older than ``patience_minutes`` expire (counted unserved),
+   and pending requests are matched oldest first to the nearest idle EV (pick-up region first, then
+   regions within ``match_radius_km``; ties to the longest idle, then the lowest vehicle number)
+   that has the energy for the pick-up, the trip and the drive from the drop-off to the nearest plug.
+
+Energy is drawn when a leg starts (pick-up, passenger trip, move) and added when an EV unplugs, so
+feasibility is checked before a leg and energy never goes negative; an EV that cannot reach any plug
+is marked stranded.  After the window the clock runs on without new requests or policy calls until
+every request is served or expired and every matched passenger is picked up.
+
+Times are whole minutes; empty legs take ``ceil(km / speed_kmh * 60)`` minutes (at least one for a
+move, zero for a pick-up in the EV's own region); passenger legs take the recorded duration.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from data_pipeline.regions import RegionMap
+from drbalance.errors import ConfigError, DataError
+from drbalance.policies import as_moves, policy_name
+from drbalance.sim.chargers import ChargingConfig, PlugSiting, check_plugs, nearest_plug
+from drbalance.sim.fleet import (CHARGING, IDLE, LOW, N_STATUS, NEVER, PICKUP, QUEUED, REPOSITION, SERVING,
+                                 STRANDED, TO_CHARGE, Fleet, group_rank)
+from drbalance.sim.log import EventLog
+from drbalance.sim.requests import Requests
+
+EPS_KWH = 1e-9
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    """Every modelling choice of a simulation run (units in the names; defaults from the issue/MATH.md).
+
+    Attributes
+    ----------
+    fleet_size : EVs ``N``.
+    seed : seed of the run's only random draws (initial positions, then initial SoC).
+    slot_minutes : decision slot length ``Δ`` (5..60 dividing a day; default 15).
+    battery_kwh : usable battery capacity (default 60 kWh).
+    consumption_kwh_per_km : energy per km driven, empty or occupied (default 0.2 kWh/km).
+    initial_soc_mean, initial_soc_sd : initial SoC ~ N(0.70, 0.05) clipped to [0, 1] (MATH.md section 5).
+    init_window_minutes : initial positions are drawn proportionally to the pick-ups of the first
+        ``init_window_minutes`` of the window (all pick-ups if there are none; uniform if none at all).
+    patience_minutes : a request not matched within this many whole minutes expires unserved (10).
+    match_radius_km : a request may be matched to an idle EV in another region within this distance.
+    speed_kmh : empty driving speed for pick-ups, repositioning and drives to chargers (NYC: 20 km/h).
+    charging : :class:`ChargingConfig` (power, low-battery threshold, target, queue discipline).
+    """
+
+    fleet_size: int = 1000
+    seed: int = 0
+    slot_minutes: int = 15
+    battery_kwh: float = 60.0
+    consumption_kwh_per_km: float = 0.2
+    initial_soc_mean: float = 0.70
+    initial_soc_sd: float = 0.05
+    init_window_minutes: int = 60
+    patience_minutes: int = 10
+    match_radius_km: float = 3.0
+    speed_kmh: float = 20.0
+    charging: ChargingConfig = field(default_factory=ChargingConfig)
+
+    def __post_init__(self) -> None:
+        from data_pipeline.panels import check_slot_minutes
+
+        check_slot_minutes(self.slot_minutes)
+        if int(self.fleet_size) != self.fleet_size or self.fleet_size < 1:
+            raise ConfigError(f"fleet_size must be a positive integer, got {self.fleet_size}")
+        for name in ("battery_kwh", "consumption_kwh_per_km", "speed_kmh"):
+            v = getattr(self, name)
+            if not (v > 0 and np.isfinite(v)):
+                raise ConfigError(f"{name} must be a positive number, got {v}")
+        if not (0 <= self.initial_soc_mean <= 1) or not (self.initial_soc_sd >= 0):
+            raise ConfigError("initial SoC mean must lie in [0, 1] and its standard deviation be >= 0")
+        if int(self.patience_minutes) != self.patience_minutes or self.patience_minutes < 0:
+            raise ConfigError(f"patience_minutes must be a whole number >= 0, got {self.patience_minutes}")
+        if not (self.match_radius_km >= 0):
+            raise ConfigError(f"match_radius_km must be >= 0, got {self.match_radius_km}")
+        if int(self.init_window_minutes) != self.init_window_minutes or self.init_window_minutes < 1:
+            raise ConfigError(f"init_window_minutes must be a positive whole number, got {self.init_window_minutes}")
+        if not isinstance(self.charging, ChargingConfig):
+            raise ConfigError("charging must be a ChargingConfig")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class Simulator:
+    """Replay ``requests`` over ``regions`` with ``plugs`` chargers; ``run(policy) -> SimResult``.
+
+    Parameters
+    ----------
+    requests : :class:`Requests` of the window (its length must be a whole number of slots).
+    regions : :class:`data_pipeline.regions.RegionMap` (``n`` regions, ``distance_km`` (n, n)).
+    plugs : (n,) int plugs per region (at least one in total).
+    config : :class:`SimConfig`.
+
+    A simulator holds no run state: every :meth:`run` draws the same fleet from ``config.seed`` and
+    can be repeated with other policies.
+    """
+
+    def __init__(self, requests: Requests, regions: RegionMap, plugs, config: SimConfig = SimConfig()) -> None:
+        if requests.minutes % config.slot_minutes:
+            raise ConfigError(f"window of {requests.minutes} min is not a whole number of {config.slot_minutes}-min slots")
+        if len(requests) and (requests.origin.max() >= regions.n or requests.destination.max() >= regions.n):
+            raise DataError("requests refer to regions outside the region map; build them with the same RegionMap")
+        self.requests = requests
+        self.regions = regions
+        self.config = config
+        self.plugs = check_plugs(plugs, regions.n)
+        self.plug_region, self.plug_km = nearest_plug(regions.distance_km, self.plugs)
+
+    @classmethod
+    def from_trips(cls, trips: pd.DataFrame, regions: RegionMap, start, config: SimConfig = SimConfig(),
+                   plugs=None, siting: PlugSiting = PlugSiting(), siting_weights=None, zones=None,
+                   minutes: int = 1440) -> "Simulator":
+        """Build from a canonical trips frame.
+
+        ``plugs``: (n,) counts from data (e.g. Shenzhen piles), or None to site them with ``siting``
+        proportionally to ``siting_weights`` ((n,) e.g. pick-ups on the days before; default: the
+        window's own pick-ups -- a mild look-ahead for infrastructure, recorded in the summary).
+        """
+        req = Requests.from_trips(trips, regions, start, minutes, zones=zones)
+        if plugs is None:
+            w = siting_weights
+            if w is None:
+                w = np.bincount(req.origin, minlength=regions.n).astype(float)
+            plugs = siting.plugs(np.asarray(w, float), config.fleet_size)
+        return cls(req, regions, plugs, config)
+
+    @property
+    def low_battery_reach_km(self) -> float:
+        """Range of an EV at the low-battery threshold (km)."""
+        c = self.config
+        return c.charging.low_soc * c.battery_kwh / c.consumption_kwh_per_km
+
+    @property
+    def n_slots(self) -> int:
+        return self.requests.minutes // self.config.slot_minutes
+
+    def run(self, policy, progress=None):
+        """Simulate the window under ``policy``; returns a :class:`drbalance.sim.result.SimResult`.
+
+        ``progress``: optional callable ``(minute) -> None`` called at every slot boundary.
+        """
+        return _Run(self, policy, progress).execute()
+
+
+class _Run:
+    """State of one run (arrays over vehicles and requests; no state outlives the run)."""
+
+    def __init__(self, sim: Simulator, policy, progress) -> None:
+        self.sim, self.policy, self.progress = sim, policy, progress
+        self.name = policy_name(policy)
+        c = sim.config
+        self.c = c
+        self.n = sim.regions.n
+        self.W = sim.regions.distance_km
+        self.WT = np.ascontiguousarray(self.W.T)
+        self.kpk = c.consumption_kwh_per_km
+        self.low_e = c.charging.low_soc * c.battery_kwh
+        self.target_e = c.charging.target_soc * c.battery_kwh
+        self.S = sim.n_slots
+        self.log = EventLog()
+        req = sim.requests
+        m = len(req)
+        self.outcome = np.zeros(m, np.int8)        # 0 not yet resolved, 1 served, 2 unserved
+        self.wait = np.full(m, -1, np.int64)
+        self.vehicle = np.full(m, -1, np.int64)
+        self.match_minute = np.full(m, -1, np.int64)
+        self.pickup_km = np.zeros(m)
+        # energy reserve a request needs beyond the pick-up leg: trip + drop-off -> nearest plug
+        self.req_need = self.kpk * (req.km + sim.plug_km[req.destination])
+        S, n = self.S, self.n
+        self.acc = np.zeros((S, N_STATUS, n))      # vehicle-minutes per slot, status, region
+        self.V_post = np.zeros((S, n))
+        self.L_post = np.zeros((S, n))
+        self.km = {k: np.zeros(S) for k in ("move", "charge_move", "assign", "pickup")}
+        self.queue_times: list[np.ndarray] = []
+        self.charged_kwh = 0.0
+        self.refused = 0
+        self.redirected = 0
+        self.plan_seconds = 0.0
+
+    # ----------------------------------------------------------------------------- helpers
+    def _slot(self, m: int) -> int:
+        return min(m // self.c.slot_minutes, self.S - 1)
+
+    def _travel(self, km: np.ndarray, minimum: int) -> np.ndarray:
+        return np.maximum(minimum, np.ceil(km / self.c.speed_kmh * 60.0 - 1e-9)).astype(np.int64)
+
+    def _becomes_vacant(self, m: int, idx: np.ndarray, event: str) -> None:
+        f = self.f
+        low = f.energy[idx] <= self.low_e + EPS_KWH
+        f.status[idx] = np.where(low, LOW, IDLE)
+        f.until[idx] = NEVER
+        f.idle_since[idx] = m
+        f.request[idx] = -1
+        self.log.add(m, 0, event, vehicle=idx, origin=f.origin[idx], region=f.region[idx], status=f.status[idx])
+        self._strand_check(m, 0, idx[low])
+
+    def _strand_check(self, m: int, phase: int, idx: np.ndarray) -> None:
+        """Low-battery EVs that cannot reach the nearest plug become stranded."""
+        if not len(idx):
+            return
+        f = self.f
+        bad = idx[f.energy[idx] + EPS_KWH < self.kpk * self.sim.plug_km[f.region[idx]]]
+        if len(bad):
+            f.status[bad] = STRANDED
+            f.until[bad] = NEVER
+            self.log.add(m, phase, "stranded", vehicle=bad, origin=f.region[bad], region=f.region[bad], status=STRANDED)
+
+    # ----------------------------------------------------------------------------- phase 0
+    def _complete(self, m: int) -> None:
+        f = self.f
+        due = np.flatnonzero(f.until <= m)
+        if not len(due):
+            return
+        st = f.status[due]
+        a = due[st == PICKUP]
+        if len(a):
+            self._start_trip(m, a, 0)
+        for status, event in ((SERVING, "dropoff"), (REPOSITION, "arrive")):
+            b = due[st == status]
+            if len(b):
+                self._becomes_vacant(m, b, event)
+        d = due[st == TO_CHARGE]
+        if len(d):
+            f.status[d] = QUEUED
+            f.until[d] = NEVER
+            f.queue_since[d] = m
+            self.log.add(m, 0, "queue", vehicle=d, origin=f.origin[d], region=f.region[d], status=QUEUED)
+        e = due[st == CHARGING]
+        if len(e):
+            added = np.maximum(self.target_e - f.energy[e], 0.0)
+            f.energy[e] += added
+            self.charged_kwh += float(added.sum())
+            f.status[e] = IDLE
+            f.until[e] = NEVER
+            f.idle_since[e] = m
+            self.log.add(m, 0, "unplug", vehicle=e, origin=f.region[e], region=f.region[e], status=IDLE, kwh=added)
+
+    def _start_trip(self, m: int, a: np.ndarray, phase: int) -> None:
+        f = self.f
+        req = self.sim.requests
+        r = f.request[a]
+        f.energy[a] -= f.trip_kwh[a]
+        f.status[a] = SERVING
+        f.until[a] = f.trip_end[a]
+        f.origin[a] = req.origin[r]
+        f.region[a] = req.destination[r]
+        self.km["pickup"][self._slot(m)] += float(req.km[r].sum())
+        self.log.add(m, phase, "pickup", vehicle=a, request=r, origin=req.origin[r], region=req.destination[r],
+                     status=SERVING, km=req.km[r], kwh=-f.trip_kwh[a])
+
+    def _plug(self, m: int) -> None:
+        f = self.f
+        q = np.flatnonzero(f.status == QUEUED)
+        if not len(q):
+            return
+        busy = np.bincount(f.region[f.status == CHARGING], minlength=self.n)
+        free = self.sim.plugs - busy
+        qs = q[np.lexsort((q, f.queue_since[q], f.region[q]))]
+        rank = group_rank(f.region[qs])
+        go = qs[rank < free[f.region[qs]]]
+        if not len(go):
+            return
+        need = np.maximum(self.target_e - f.energy[go], 0.0)
+        dur = np.maximum(1, np.ceil(need / self.c.charging.power_kw * 60.0 - 1e-9)).astype(np.int64)
+        f.status[go] = CHARGING
+        f.until[go] = m + dur
+        self.queue_times.append(m - f.queue_since[go])
+        self.log.add(m, 0, "plug_in", vehicle=go, origin=f.region[go], region=f.region[go], status=CHARGING)
+
+    # ----------------------------------------------------------------------------- phase 1
+    def _state(self):
+        from drbalance.state import FleetState
+
+        cnt = self.f.counts(self.n)
+        return FleetState(vacant=cnt[IDLE], low_battery=cnt[LOW], plugs=self.sim.plugs,
+                          occupied=cnt[CHARGING] + cnt[QUEUED] + cnt[TO_CHARGE])
+
+    def _apply(self, m: int, moves, t) -> None:
+        f, n = self.f, self.n
+        if not len(moves):
+            return
+        names = self.sim.regions.names
+        for arr, what in ((moves.origin, "origin"), (moves.destination, "destination")):
+            if len(arr) and (arr.min() < 0 or arr.max() >= n):
+                bad = int(arr[(arr < 0) | (arr >= n)][0])
+                raise ConfigError(f"policy {self.name!r} at {t}: move {what} {bad} is not a region position 0..{n - 1}")
+        kind = moves.kind.astype(str)
+        noplug = (kind == "charge") & (moves.count > 0) & (self.sim.plugs[moves.destination] == 0)
+        if noplug.any():
+            j = int(moves.destination[noplug][0])
+            raise ConfigError(f"policy {self.name!r} at {t}: charge move to region {j} ({names[j]}) which has no plug")
+        cnt = f.counts(n)
+        for k, pool, label in (("vacant", IDLE, "vacant EVs above the low-battery threshold"),
+                               ("charge", LOW, "low-battery vacant EVs")):
+            sel = (kind == k) & (moves.count > 0)
+            need = np.bincount(moves.origin[sel], weights=moves.count[sel], minlength=n).astype(np.int64)
+            over = np.flatnonzero(need > cnt[pool])
+            if len(over):
+                i = int(over[0])
+                raise ConfigError(f"policy {self.name!r} at {t}: moves {need[i]} {k} EVs out of region {i} "
+                                  f"({names[i]}, id {self.sim.regions.region_ids[i]}) but only {cnt[pool][i]} "
+                                  f"{label} are there ({len(over)} region(s) over-drawn); moves are never trimmed")
+        for k, pool in (("vacant", IDLE), ("charge", LOW)):
+            sel = (kind == k) & (moves.count > 0)
+            if not sel.any():
+                continue
+            o = np.repeat(moves.origin[sel], moves.count[sel])
+            d = np.repeat(moves.destination[sel], moves.count[sel])
+            dist = self.W[o, d]
+            sign = -1.0 if k == "vacant" else 1.0   # vacant: longest moves first; charge: nearest first
+            uo = np.lexsort((np.arange(len(o)), sign * dist, o))
+            o, d, dist = o[uo], d[uo], dist[uo]
+            cand = np.flatnonzero(f.status == pool)
+            cs = cand[np.lexsort((cand, sign * f.energy[cand], f.region[cand]))]  # vacant: highest SoC first
+            first = np.searchsorted(f.region[cs], o)
+            veh = cs[first + group_rank(o)]
+            if k == "vacant":
+                self._start_vacant(m, veh, o, d, dist)
+            else:
+                self._start_charge(m, veh, o, d, dist)
+
+    def _start_vacant(self, m, veh, o, d, dist) -> None:
+        f = self.f
+        move = o != d
+        veh, o, d, dist = veh[move], o[move], d[move], dist[move]
+        ok = f.energy[veh] + EPS_KWH >= self.kpk * (dist + self.sim.plug_km[d])
+        if (~ok).any():
+            r = veh[~ok]
+            self.refused += len(r)
+            self.log.add(m, 1, "refused", vehicle=r, origin=o[~ok], region=o[~ok], target=d[~ok], status=f.status[r])
+        veh, o, d, dist = veh[ok], o[ok], d[ok], dist[ok]
+        self._depart(m, veh, o, d, dist, REPOSITION, "move")
+
+    def _start_charge(self, m, veh, o, d, dist) -> None:
+        f = self.f
+        ok = f.energy[veh] + EPS_KWH >= self.kpk * dist
+        if (~ok).any():
+            bad = np.flatnonzero(~ok)
+            has = np.flatnonzero(self.sim.plugs > 0)
+            reach = f.energy[veh[bad]] / self.kpk + EPS_KWH
+            sub = self.W[o[bad]][:, has]
+            sub = np.where(sub <= reach[:, None], sub, np.inf)
+            k = np.argmin(sub, axis=1)
+            best = sub[np.arange(len(bad)), k]
+            can = np.isfinite(best)
+            rd = bad[can]
+            if len(rd):
+                self.redirected += len(rd)
+                self.log.add(m, 1, "redirect", vehicle=veh[rd], origin=o[rd], region=o[rd], target=d[rd],
+                             status=f.status[veh[rd]])
+                d = d.copy()
+                dist = dist.copy()
+                d[rd] = has[k[can]]
+                dist[rd] = best[can]
+            sb = veh[bad[~can]]
+            if len(sb):
+                f.status[sb] = STRANDED
+                f.until[sb] = NEVER
+                self.log.add(m, 1, "stranded", vehicle=sb, origin=f.region[sb], region=f.region[sb], status=STRANDED)
+            keep = np.ones(len(veh), bool)
+            keep[bad[~can]] = False
+            veh, o, d, dist = veh[keep], o[keep], d[keep], dist[keep]
+        self._depart(m, veh, o, d, dist, TO_CHARGE, "charge_move")
+
+    def _depart(self, m, veh, o, d, dist, status, event) -> None:
+        if not len(veh):
+            return
+        f = self.f
+        tm = self._travel(dist, 1)
+        kwh = self.kpk * dist
+        f.energy[veh] -= kwh
+        f.status[veh] = status
+        f.origin[veh] = o
+        f.region[veh] = d
+        f.until[veh] = m + tm
+        self.km[event][self._slot(m)] += float(dist.sum())
+        self.log.add(m, 1, event, vehicle=veh, origin=o, region=d, target=d, status=status, km=dist, kwh=-kwh)
+
+    # ----------------------------------------------------------------------------- phase 2
+    def _match(self, m: int, pending: np.ndarray) -> np.ndarray:
+        f, req, c = self.f, self.sim.requests, self.c
+        age = m - req.arrival[pending]
+        gone = pending[age > c.patience_minutes]
+        if len(gone):
+            self.outcome[gone] = 2
+            self.log.add(m, 2, "expire", request=gone, origin=req.origin[gone], region=req.destination[gone])
+            pending = pending[age <= c.patience_minutes]
+        if not len(pending):
+            return pending
+        avail = np.flatnonzero(f.status == IDLE)
+        if not len(avail):
+            return pending
+        av_reg, av_e, av_idle = f.region[avail], f.energy[avail], f.idle_since[avail]
+        free = np.ones(len(avail), bool)
+        radius, kpk = c.match_radius_km, self.kpk
+        taken_req, taken_pos, taken_d = [], [], []
+        for r in pending.tolist():
+            dd = self.WT[req.origin[r]][av_reg]
+            ok = free & (dd <= radius) & (av_e + EPS_KWH >= self.req_need[r] + kpk * dd)
+            cand = np.flatnonzero(ok)
+            if not len(cand):
+                continue
+            dc = dd[cand]
+            cand = cand[dc == dc.min()]
+            if len(cand) > 1:
+                ic = av_idle[cand]
+                cand = cand[ic == ic.min()]
+            b = int(cand[0])
+            free[b] = False
+            taken_req.append(r)
+            taken_pos.append(b)
+            taken_d.append(float(dd[b]))
+            if len(taken_pos) == len(avail):
+                break
+        if not taken_req:
+            return pending
+        rr = np.asarray(taken_req, np.int64)
+        veh = avail[np.asarray(taken_pos, np.int64)]
+        dist = np.asarray(taken_d)
+        pk = np.where(dist > 0, self._travel(dist, 0), 0)
+        kwh = kpk * dist
+        f.energy[veh] -= kwh
+        f.trip_kwh[veh] = kpk * req.km[rr]
+        f.request[veh] = rr
+        f.status[veh] = PICKUP
+        f.origin[veh] = f.region[veh]
+        f.region[veh] = req.origin[rr]
+        f.until[veh] = m + pk
+        f.trip_end[veh] = m + pk + req.duration[rr]
+        self.outcome[rr] = 1
+        self.wait[rr] = m - req.arrival[rr] + pk
+        self.vehicle[rr] = veh
+        self.match_minute[rr] = m
+        self.pickup_km[rr] = dist
+        self.km["assign"][self._slot(m)] += float(dist.sum())
+        self.log.add(m, 2, "assign", vehicle=veh, request=rr, origin=f.origin[veh], region=req.origin[rr],
+                     status=PICKUP, km=dist, kwh=-kwh)
+        now = veh[pk == 0]
+        if len(now):
+            self._start_trip(m, now, 2)
+        return np.setdiff1d(pending, rr, assume_unique=True)
+
+    # ----------------------------------------------------------------------------- loop
+    def execute(self):
+        from drbalance.sim.result import build_result
+
+        t_run = time.perf_counter()
+        sim, c = self.sim, self.c
+        req = sim.requests
+        rng = np.random.default_rng(c.seed)
+        early = np.bincount(req.origin[req.arrival < c.init_window_minutes], minlength=self.n).astype(float)
+        if early.sum() == 0:
+            early = np.bincount(req.origin, minlength=self.n).astype(float)
+        self.f = f = Fleet.synthetic(c.fleet_size, early, c.battery_kwh, c.initial_soc_mean, c.initial_soc_sd, rng)
+        self.initial_energy = f.energy.copy()
+        f.status[:] = np.where(f.energy <= self.low_e + EPS_KWH, LOW, IDLE)
+        every = np.arange(f.size)
+        self.log.add(0, 0, "init", vehicle=every, origin=f.region, region=f.region, status=f.status, kwh=f.energy)
+        self._strand_check(0, 0, every[f.status == LOW])
+
+        day_minutes = req.minutes
+        slot = c.slot_minutes
+        pending = np.zeros(0, np.int64)
+        ptr = 0
+        m = 0
+        start = req.start
+        while m < day_minutes or len(pending) or (f.status == PICKUP).any():
+            self._complete(m)
+            self._plug(m)
+            if m < day_minutes and m % slot == 0:
+                k = m // slot
+                t = start + pd.Timedelta(minutes=m)
+                state = self._state()
+                t0 = time.perf_counter()
+                answer = self.policy.plan(state, t)
+                moves = as_moves(answer, self.name)
+                self.plan_seconds += time.perf_counter() - t0
+                self._apply(m, moves, t)
+                cnt = f.counts(self.n)
+                self.V_post[k] = cnt[IDLE] + cnt[REPOSITION]
+                self.L_post[k] = cnt[LOW]
+                if self.progress is not None:
+                    self.progress(m)
+            if m < day_minutes:
+                j = int(np.searchsorted(req.arrival, m, side="right"))
+                if j > ptr:
+                    new = np.arange(ptr, j)
+                    self.log.add(m, 2, "request", request=new, origin=req.origin[new], region=req.destination[new],
+                                 km=req.km[new])
+                    pending = np.concatenate([pending, new])
+                    ptr = j
+            if len(pending):
+                pending = self._match(m, pending)
+            if m < day_minutes:
+                self.acc[m // slot] += f.counts(self.n)
+            if (f.energy < -EPS_KWH).any():  # cannot happen by construction; guard the invariant loudly
+                bad = int(np.flatnonzero(f.energy < -EPS_KWH)[0])
+                raise AssertionError(f"internal error: vehicle {bad} has negative energy {f.energy[bad]:.6f} kWh at minute {m}")
+            m += 1
+        self.end_minute = m
+        if ptr != len(req) or (self.outcome == 0).any():
+            raise AssertionError("internal error: some requests were neither served nor expired")
+        return build_result(self, time.perf_counter() - t_run)
