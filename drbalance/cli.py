@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "drbalance.commands.estimate",
     "drbalance.commands.hybrid",
     "drbalance.commands.battery",
+    "drbalance.commands.bench_solve",
     "drbalance.commands.simulate",
 )
 

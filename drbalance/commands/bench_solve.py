@@ -1,0 +1,146 @@
+"""``drbalance bench-solve``: time re-solves of the balancing problem on a seeded city.
+
+CLI contract (relied on by other tools; add options, never rename)::
+
+    drbalance bench-solve --regions N --horizon K --mode {nominal,demand_robust,dr} --steps S --json PATH
+                          [--city synthetic|nyc] [--seed 0] [--solver clarabel|scs|mosek|auto]
+                          [--later-reach-km KM] [--rank R] [--reach-km KM] [--tol T] [--scs-eps E]
+                          [--accept-inaccurate] [--days D] [--no-progress]
+
+Builds the city (not timed), solves once (``first_step_s``: includes assembling the conic data and
+the solver's setup), then re-solves ``S`` times with a perturbed fleet state and forecast window
+(``step_s_*``: the whole :meth:`BalancingProblem.solve` call -- data update, solve, extraction,
+objective terms, rounding; ``solver_s_*``: inside the solver only).  BLAS is limited to one thread
+(threadpoolctl): the products here are small and the machine is shared.
+
+JSON keys: ``n_regions``, ``n_pairs``, ``horizon``, ``mode``, ``first_step_s``, ``step_s_median``,
+``solver_s_median``, ``overhead_ratio`` (= step_s_median / solver_s_median), ``objective`` (first
+step), plus spreads, sizes and iterations; the resolved configuration goes to ``PATH`` with suffix
+``.config.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+
+from drbalance.commands._common import write_json
+from drbalance.errors import ConfigError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("bench-solve", help="time re-solves of the balancing problem on a seeded city",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--regions", type=int, default=None, help="regions of the synthetic city (nyc: 260 zones)")
+    p.add_argument("--horizon", type=int, default=4, help="slots K (default 4)")
+    p.add_argument("--mode", choices=["nominal", "demand_robust", "dr"], default="dr")
+    p.add_argument("--steps", type=int, default=10, help="timed re-solves after the first (default 10)")
+    p.add_argument("--json", type=Path, default=None, help="write the summary JSON here")
+    p.add_argument("--city", choices=["synthetic", "nyc"], default="synthetic")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--solver", default="clarabel", choices=["clarabel", "scs", "mosek", "auto"])
+    p.add_argument("--reach-km", type=float, default=4.5, help="vacant-EV reach (default 4.5 km)")
+    p.add_argument("--later-reach-km", type=float, default=None,
+                   help="reach of slots 2..K (default: same as --reach-km; 2.0 is the fast setting)")
+    p.add_argument("--rank", type=int, default=None, help="truncate the sets' covariance factor to this rank")
+    p.add_argument("--tol", type=float, default=1e-7, help="Clarabel tolerance (default 1e-7)")
+    p.add_argument("--scs-eps", type=float, default=1e-6, help="SCS tolerance with --solver scs (default 1e-6)")
+    p.add_argument("--accept-inaccurate", action="store_true", help="accept 'almost solved' results (counted)")
+    p.add_argument("--days", type=int, default=30, help="synthetic history days behind the sets (default 30)")
+    p.add_argument("--no-progress", action="store_true", help="never show the progress bar")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    summary = bench(args)
+    from rich.console import Console
+
+    Console().print(f"bench-solve {summary['city']} n={summary['n_regions']} K={summary['horizon']} "
+                    f"{summary['mode']}: first {summary['first_step_s']:.3f} s, step median "
+                    f"{summary['step_s_median']:.3f} s (solver {summary['solver_s_median']:.3f} s, overhead "
+                    f"{summary['overhead_ratio']:.3f}), {summary['n_variables']} variables, objective "
+                    f"{summary['objective']:.6g}")
+    return 0
+
+
+def bench(args: argparse.Namespace) -> dict:
+    """Library entry behind the CLI: build the city, solve ``1 + steps`` times, summarise."""
+    from threadpoolctl import threadpool_limits
+
+    from drbalance.problem import BalancingConfig, BalancingProblem
+    from drbalance.synthetic import nyc_city, synthetic_city
+
+    if args.steps < 1:
+        raise ConfigError(f"--steps must be >= 1, got {args.steps}")
+    t0 = time.perf_counter()
+    if args.city == "nyc":
+        city = nyc_city(horizon=args.horizon, seed=args.seed, rank=args.rank)
+        if args.regions is not None and args.regions != city.n:
+            raise ConfigError(f"--city nyc has {city.n} located taxi zones; omit --regions or pass {city.n}")
+    else:
+        if args.regions is None:
+            raise ConfigError("--regions N is required for the synthetic city")
+        city = synthetic_city(args.regions, horizon=args.horizon, seed=args.seed, rank=args.rank, n_days=args.days)
+    setup_s = time.perf_counter() - t0
+    config = BalancingConfig(mode=args.mode, horizon=args.horizon, reach_km=args.reach_km,
+                             later_reach_km=args.later_reach_km, solver=args.solver, tol=args.tol,
+                             scs_eps=args.scs_eps, accept_inaccurate=args.accept_inaccurate)
+    problem = BalancingProblem(city.regions, config)
+    rng = np.random.default_rng(args.seed)
+    steps, solver_s, iters, objectives, statuses = [], [], [], [], []
+    progress = None
+    task = None
+    with threadpool_limits(limits=1, user_api="blas"):
+        state, fc = city.draw(rng, 0)
+        first = problem.solve(state, fc)
+        t_loop = time.perf_counter()
+        try:
+            for s in range(1, args.steps + 1):
+                state, fc = city.draw(rng, s)
+                plan = problem.solve(state, fc)
+                steps.append(plan.total_seconds)
+                solver_s.append(plan.solve_seconds)
+                iters.append(plan.diagnostics["iterations"])
+                objectives.append(plan.objective)
+                statuses.append(plan.status)
+                if progress is None and not args.no_progress and time.perf_counter() - t_loop > 1.0:
+                    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+                    progress = Progress(TextColumn("re-solving"), BarColumn(),
+                                        TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
+                                        transient=True)
+                    progress.start()
+                    task = progress.add_task("solve", total=args.steps, completed=s)
+                elif progress is not None:
+                    progress.update(task, completed=s)
+        finally:
+            if progress is not None:
+                progress.stop()
+    steps_a, solver_a = np.array(steps), np.array(solver_s)
+    d = first.diagnostics
+    summary = {
+        "city": args.city, "seed": args.seed, "n_regions": city.n, "n_pairs": int(len(first.pairs_x)),
+        "n_pairs_low_battery": int(len(first.pairs_y)), "horizon": args.horizon, "mode": args.mode,
+        "solver": first.solver, "first_step_s": first.total_seconds, "first_solver_s": first.solve_seconds,
+        "steps": args.steps, "step_s_median": float(np.median(steps_a)), "step_s_min": float(steps_a.min()),
+        "step_s_max": float(steps_a.max()), "solver_s_median": float(np.median(solver_a)),
+        "overhead_ratio": float(np.median(steps_a) / np.median(solver_a)),
+        "iterations_median": float(np.median(iters)), "objective": first.objective,
+        "objective_median": float(np.median(objectives)), "n_variables": int(d["n_variables"]),
+        "n_constraints": int(d["n_constraints"]), "rank": d.get("rank"), "later_reach_km": args.later_reach_km,
+        "reach_km": args.reach_km, "tol": args.tol, "scs_eps": args.scs_eps,
+        "n_inaccurate": sum(s != "optimal" for s in statuses), "setup_s": setup_s, "python": platform.python_version(),
+        "step_s_all": steps, "solver_s_all": solver_s,
+    }
+    if args.json is not None:
+        write_json(args.json, summary)
+        cfg = dataclasses.asdict(config)
+        cfg.update({"city": args.city, "regions": city.n, "steps": args.steps, "seed": args.seed, "rank": args.rank})
+        Path(args.json).with_suffix(".config.json").write_text(json.dumps(cfg, indent=2, default=str) + "\n")
+    return summary
