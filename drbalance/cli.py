@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "drbalance.commands.battery",
     "drbalance.commands.bench_solve",
     "drbalance.commands.simulate",
+    "drbalance.commands.evaluate",
 )
 
 

@@ -150,10 +150,11 @@ def test_cli_errors_are_clean(tmp_path, capsys):
 def test_demo_runs_on_bundled_data(tmp_path, capsys):
     js = tmp_path / "demo.json"
     rc = main(["demo", "--slot-minutes", "60", "--horizon", "2", "--regions", "6", "--bootstrap", "30",
+               "--days", "2021-03-02", "--fleet", "100", "--hours", "3", "--policies", "noop,dr",
                "--out", str(tmp_path / "d"), "--json", str(js)])
     assert rc == 0
     text = capsys.readouterr().out
-    assert "Reject report" in text and "conformal" in text
+    assert "Reject report" in text and "conformal" in text and "change vs nominal" in text
     s = json.loads(js.read_text())
     assert s["n_days_heldout"] == 31 and s["rows_read"] == 224_917
 

@@ -1,0 +1,159 @@
+"""``drbalance evaluate``: does robust dispatch beat non-robust dispatch on my logs, by how much, at what cost?
+
+CLI contract (relied on by other tools; add options, never rename)::
+
+    drbalance evaluate TRIPS... [--zones CSV] --train A:B --days D1,D2,... --fleet N
+                       --policies noop,greedy,nominal,demand_robust,dr --seed 0 --out DIR --json PATH
+
+Trains forecasts and uncertainty sets on ``--train``, replays every day of ``--days`` with each
+policy on identical requests, fleet draw and chargers, and writes: the comparison table (mean and
+95 % interval over days, % change vs ``nominal``) as ``comparison.csv``, per-run and per-slot
+parquet, controller steps, plots of each metric over the day per policy, the resolved config, and to
+PATH ``{"policies": {name: {balancing_km, u_m_mean, u_c_mean, served, unserved, step_s_median,
+fallbacks, ...}}}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from drbalance.commands._common import parse_period, write_json
+from drbalance.errors import ConfigError, DataError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("evaluate", help="replay held-out days under several policies and compare them",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("trips", nargs="+", type=Path, help="trip files (NYC TLC parquet/CSV)")
+    add_evaluate_options(p)
+    p.add_argument("--out", type=Path, default=None, help="folder for tables, parquet, plots and config")
+    p.add_argument("--json", type=Path, default=None, help="write the policies JSON here")
+    p.set_defaults(func=run)
+
+
+def add_evaluate_options(p: argparse.ArgumentParser, required: bool = True) -> None:
+    p.add_argument("--zones", type=Path, default=None, help="TLC taxi_zone_lookup.csv (default: beside the trips)")
+    p.add_argument("--train", required=required, help="training period START:END (inclusive)")
+    p.add_argument("--days", required=required, help="comma-separated evaluation days after the training period")
+    p.add_argument("--fleet", type=int, required=required, help="number of EVs")
+    p.add_argument("--policies", default="noop,greedy,nominal,demand_robust,dr")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--regions", type=int, default=20, help="coarsen zones into K regions (0 = one per zone)")
+    p.add_argument("--slot-minutes", type=int, default=15)
+    p.add_argument("--horizon", type=int, default=4)
+    p.add_argument("--hours", type=float, default=24.0, help="replay the first H hours of each day")
+    p.add_argument("--reach-km", type=float, default=10.0, help="vacant-EV reach of the optimisers (km)")
+    p.add_argument("--low-battery-reach-km", type=float, default=9.0, help="charger reach of low-battery EVs (km)")
+    p.add_argument("--supply-floor", type=float, default=1.0, help="vehicles added to each S + s denominator")
+    p.add_argument("--queue-allowance", type=float, default=1.0, help="queued EVs allowed per charger region")
+    p.add_argument("--beta1", type=float, default=1.0)
+    p.add_argument("--beta2", type=float, default=1.0)
+    p.add_argument("--alpha", type=float, default=1.0)
+    p.add_argument("--radius-scale", type=float, default=1.0, help="multiply every set radius (sweeps)")
+    p.add_argument("--robust-radius", default="chi2", choices=["chi2", "conformal"])
+    p.add_argument("--bootstrap", type=int, default=500)
+    p.add_argument("--plugs-per-vehicle", type=float, default=0.1)
+    p.add_argument("--step-budget", type=float, default=30.0, help="per-step solve budget (s) before fallback")
+
+
+def config_from_args(args: argparse.Namespace) -> "EvaluationConfig":
+    from drbalance.evaluation import EvaluationConfig
+
+    train = parse_period(args.train, "--train")
+    days = tuple(d.strip() for d in args.days.split(",") if d.strip())
+    return EvaluationConfig(
+        train=train, days=days, fleet=args.fleet, policies=tuple(p.strip() for p in args.policies.split(",") if p.strip()),
+        seed=args.seed, regions=args.regions or None, slot_minutes=args.slot_minutes, horizon=args.horizon,
+        hours=args.hours, reach_km=args.reach_km, low_battery_reach_km=args.low_battery_reach_km,
+        supply_floor=args.supply_floor, queue_allowance=args.queue_allowance, alpha=args.alpha, beta1=args.beta1,
+        beta2=args.beta2, radius_scale=args.radius_scale, robust_radius=args.robust_radius,
+        n_bootstrap=args.bootstrap, plugs_per_vehicle=args.plugs_per_vehicle, step_budget_s=args.step_budget)
+
+
+def run_evaluation(trip_files: list[Path], zones_path: Path | None, config, console=None):
+    """Read the trips, run :func:`drbalance.evaluation.evaluate` with a progress bar, compare."""
+    import pandas as pd
+    from rich.progress import Progress
+
+    from data_pipeline.readers import read_nyc_zones, read_tlc_trips
+    from drbalance.evaluation import compare, evaluate
+
+    zones_path = zones_path or trip_files[0].with_name("taxi_zone_lookup.csv")
+    if not zones_path.is_file():
+        raise DataError(f"zone lookup {zones_path} not found; pass --zones PATH/taxi_zone_lookup.csv")
+    zones = read_nyc_zones(zones_path)
+    last = max(pd.Timestamp(d) for d in config.days)
+    ing = read_tlc_trips(trip_files, zones, period=(config.train[0], str(last.date())))
+    total = len(config.days) * len(config.policies)
+    with Progress(console=console, transient=True) as bar:
+        task = bar.add_task("replaying", total=total)
+
+        def step(day, policy):
+            bar.update(task, advance=1, description=f"replayed {day} {policy}")
+
+        ev = evaluate(ing.frame, zones, config, progress=step)
+    ev.extra.update(rows_read=ing.report.rows_read, rows_accepted=ing.report.rows_accepted)
+    return ev, compare(ev)
+
+
+def print_comparison(ev, table, console=None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from drbalance.evaluation import METRICS
+
+    console = console or Console()
+    t = Table(title=f"{len(ev.config.days)} day(s), {ev.config.fleet} EVs, {ev.extra.get('n_regions')} regions: "
+                    "mean [95 % interval] (change vs nominal)")
+    t.add_column("metric")
+    names = list(dict.fromkeys(ev.runs["policy"]))
+    for n in names:
+        t.add_column(n, justify="right")
+    idx = table.set_index(["policy", "metric"])
+    for key, label, _ in METRICS:
+        cells = []
+        for n in names:
+            if (n, key) not in idx.index:
+                cells.append("")
+                continue
+            r = idx.loc[(n, key)]
+            if not r["mean"] == r["mean"]:
+                cells.append("–")
+                continue
+            ci = "" if r["n_days"] < 2 else f" [{r['ci_low']:.3g}, {r['ci_high']:.3g}]"
+            ch = "" if not (r["change_pct"] == r["change_pct"]) or n == "nominal" else f" ({r['change_pct']:+.1f}%)"
+            cells.append(f"{r['mean']:.4g}{ci}{ch}")
+        t.add_row(label, *cells)
+    console.print(t)
+
+
+def write_evaluation(ev, table, out: Path | None, json_path: Path | None) -> dict:
+    from drbalance.evaluation import plot_day_profiles, policies_json
+
+    payload = policies_json(ev, table)
+    payload.update(days=list(ev.config.days), seconds=ev.seconds, n_regions=ev.extra.get("n_regions"),
+                   config=ev.config.to_dict(), extra=ev.extra)
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        table.to_csv(out / "comparison.csv", index=False)
+        ev.runs.to_parquet(out / "runs.parquet", index=False)
+        ev.slots.to_parquet(out / "slots.parquet", index=False)
+        if len(ev.steps):
+            ev.steps.assign(t=ev.steps["t"].astype(str)).to_parquet(out / "steps.parquet", index=False)
+        plot_day_profiles(ev, out)
+        (out / "config.json").write_text(json.dumps(ev.config.to_dict(), indent=2, default=str) + "\n")
+        write_json(out / "evaluation.json", payload)
+    write_json(json_path, payload)
+    return payload
+
+
+def run(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    ev, table = run_evaluation(args.trips, args.zones, config)
+    print_comparison(ev, table)
+    write_evaluation(ev, table, args.out, args.json)
+    print(f"evaluated {len(config.policies)} policies on {len(config.days)} day(s) in {ev.seconds:.1f} s")
+    return 0
