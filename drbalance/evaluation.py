@@ -155,13 +155,14 @@ def evaluate(trips: pd.DataFrame, zones: pd.DataFrame, config: EvaluationConfig,
         if len(day_trips) == 0:
             raise DataError(f"no accepted trips on evaluation day {day.date()}; check --days against the files")
         for name in c.policies:
-            sim = Simulator.from_trips(day_trips, regions, day, sim_cfg, siting=PlugSiting(per_vehicle=c.plugs_per_vehicle),
+            sim = Simulator.from_trips(day_trips, regions, day, sim_cfg,
+                                       siting=PlugSiting(per_vehicle=c.plugs_per_vehicle),
                                        siting_weights=demand_w, zones=zones, minutes=minutes)
             if name in OPTIMISERS:
-                bal = BalancingConfig(mode=name, horizon=c.horizon, slot_minutes=c.slot_minutes, reach_km=c.reach_km,
-                                      later_reach_km=c.later_reach_km, speed_kmh=c.speed_kmh, low_battery_reach_km=c.low_battery_reach_km,
-                                      alpha=c.alpha, beta1=c.beta1, beta2=c.beta2, supply_floor=c.supply_floor,
-                                      queue_allowance=c.queue_allowance)
+                bal = BalancingConfig(mode=name, horizon=c.horizon, slot_minutes=c.slot_minutes,
+                                      reach_km=c.reach_km, later_reach_km=c.later_reach_km, speed_kmh=c.speed_kmh,
+                                      low_battery_reach_km=c.low_battery_reach_km, alpha=c.alpha, beta1=c.beta1,
+                                      beta2=c.beta2, supply_floor=c.supply_floor, queue_allowance=c.queue_allowance)
                 policy = Controller(est, bal, ControllerConfig(mode=name, step_budget_s=c.step_budget_s,
                                                                low_battery_reach_km=c.low_battery_reach_km,
                                                                radius_scale=c.radius_scale),
