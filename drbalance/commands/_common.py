@@ -51,3 +51,16 @@ def parse_period(text: str, option: str) -> tuple[str, str]:
     if end < start:
         raise ConfigError(f"{option}: end {end.date()} is before start {start.date()}")
     return str(start.date()), str(end.date())
+
+
+def resolve_circuity(option: str, trips, zones) -> float:
+    """``--circuity`` value: ``"auto"`` estimates it from the trips' metered distances
+    (:func:`data_pipeline.regions.estimate_circuity`), anything else must be a number."""
+    if option == "auto":
+        from data_pipeline.regions import estimate_circuity
+
+        return estimate_circuity(trips, zones)
+    try:
+        return float(option)
+    except ValueError:
+        raise ConfigError(f"--circuity must be a number >= 1 or 'auto', got {option!r}") from None

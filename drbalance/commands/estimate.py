@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from drbalance.commands._common import parse_period, write_json
+from drbalance.commands._common import parse_period, resolve_circuity, write_json
 from drbalance.errors import ConfigError, DataError
 
 
@@ -77,7 +77,7 @@ def run_estimate(trips: list[Path], args: argparse.Namespace, progress=None) -> 
     from data_pipeline.estimates import EstimateConfig, Estimates
     from data_pipeline.panels import trip_panels
     from data_pipeline.readers import read_nyc_zones, read_tlc_trips
-    from data_pipeline.regions import RegionMap, estimate_circuity
+    from data_pipeline.regions import RegionMap
 
     t0 = time.perf_counter()
     train = parse_period(args.train, "--train")
@@ -97,13 +97,7 @@ def run_estimate(trips: list[Path], args: argparse.Namespace, progress=None) -> 
                          reject_negative_fare=not args.keep_negative_fares)
     if ing.report.rows_accepted == 0:
         raise DataError(f"no trip survived validation (rejects: {ing.report.by_reason}); check the periods and files")
-    if args.circuity == "auto":
-        circuity = estimate_circuity(ing.frame, zones)
-    else:
-        try:
-            circuity = float(args.circuity)
-        except ValueError:
-            raise ConfigError(f"--circuity must be a number >= 1 or 'auto', got {args.circuity!r}") from None
+    circuity = resolve_circuity(args.circuity, ing.frame, zones)
     regions = RegionMap.from_zones(zones, circuity)
     panels = trip_panels(ing.frame, regions, first, last, config.slot_minutes, config.holidays)
     if args.regions is not None:

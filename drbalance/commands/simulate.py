@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from drbalance.commands._common import parse_period, write_json
+from drbalance.commands._common import parse_period, resolve_circuity, write_json
 from drbalance.errors import ConfigError, DataError
 
 POLICIES = ("noop", "greedy", "oracle_counts")
@@ -86,7 +86,7 @@ def simulate_day(args: argparse.Namespace) -> tuple[dict, object]:
     from data_pipeline.estimates import EstimateConfig, Estimates
     from data_pipeline.panels import trip_panels
     from data_pipeline.readers import read_nyc_zones, read_tlc_trips
-    from data_pipeline.regions import RegionMap, estimate_circuity
+    from data_pipeline.regions import RegionMap
     from drbalance.policies import make_policy
     from drbalance.sim import ChargingConfig, PlugSiting, SimConfig, Simulator
 
@@ -121,13 +121,7 @@ def simulate_day(args: argparse.Namespace) -> tuple[dict, object]:
         trimmed = _trim_sparse_start(train, train_trips)
         train = trimmed if trimmed else train
         train_trips = train_trips[train_trips["pickup_time"] >= pd.Timestamp(train[0])]
-    if args.circuity == "auto":
-        circuity = estimate_circuity(frame, zones)
-    else:
-        try:
-            circuity = float(args.circuity)
-        except ValueError:
-            raise ConfigError(f"--circuity must be a number >= 1 or 'auto', got {args.circuity!r}") from None
+    circuity = resolve_circuity(args.circuity, frame, zones)
     regions = RegionMap.from_zones(zones, circuity)
     has_train = len(train_trips) > 0
 
