@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "drbalance.commands.bench_solve",
     "drbalance.commands.simulate",
     "drbalance.commands.evaluate",
+    "drbalance.commands.evaluate_scenario",
 )
 
 

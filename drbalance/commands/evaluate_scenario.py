@@ -1,0 +1,120 @@
+"""``drbalance evaluate-scenario``: run the dispatch policies on a peers' benchmark instance.
+
+CLI contract (relied on by other tools; add options, never rename)::
+
+    drbalance evaluate-scenario SCENARIO_FILE --days N --policies noop,greedy,nominal,demand_robust,dr
+                                --seed S --json PATH
+
+SCENARIO_FILE is an RL4AMOD ``scenario_<city>.json[.gz]`` or an electric-AMoD ``NY_<n>`` folder.
+Samples ``--history-days`` seeded Poisson days to fit forecasts and uncertainty sets, then replays N
+fresh sampled days (another seed stream) of the scenario's demand window under each policy with
+identical requests, fleet draw and chargers, and writes to PATH ``{"policies": {name:
+{balancing_km, u_m_mean, u_c_mean, served, unserved, step_s_median, fallbacks, served_rate,
+rebalancing_cost, ...}}}`` (``rebalancing_cost``: the scenario's rebalancing minutes x its cost per
+minute, mean per day; see docs/scenarios.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from drbalance.commands._common import write_json
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("evaluate-scenario", help="replay sampled days of a benchmark scenario under several policies",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("scenario", type=Path, help="RL4AMOD scenario_<city>.json[.gz] or eAMoD NY_<n> folder")
+    p.add_argument("--days", type=int, required=True, help="fresh sampled days to replay")
+    p.add_argument("--policies", default="noop,greedy,nominal,demand_robust,dr")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", type=Path, default=None, help="write the policies JSON here")
+    p.add_argument("--out", type=Path, default=None, help="folder for the comparison table, runs, slots, config")
+    p.add_argument("--history-days", type=int, default=28, help="sampled days the estimates are fitted on")
+    p.add_argument("--slot-minutes", type=int, default=15)
+    p.add_argument("--horizon", type=int, default=4)
+    p.add_argument("--fleet", type=int, default=None, help="EVs (default: the scenario's fleet at the window start)")
+    p.add_argument("--scale", type=float, default=None,
+                   help="demand multiplier (default: RL4AMOD calibrated demand_ratio; eAMoD 1)")
+    p.add_argument("--window-minutes", type=int, default=None,
+                   help="replay only the first M minutes of the demand window (default: all of it)")
+    p.add_argument("--speed-kmh", type=float, default=20.0, help="converts rebalancing minutes to km")
+    p.add_argument("--reach-km", type=float, default=None,
+                   help="vacant-EV reach (default: max(median distance, largest nearest-neighbour distance))")
+    p.add_argument("--later-reach-km", type=float, default=None)
+    p.add_argument("--low-battery-reach-km", type=float, default=None, help="charger reach of low-battery EVs (default: the reach)")
+    p.add_argument("--match-radius-km", type=float, default=0.0,
+                   help="requests matched to EVs within this distance (0: own region only, as the peers)")
+    p.add_argument("--plugs-per-vehicle", type=float, default=0.1, help="sited plugs where the scenario has none")
+    p.add_argument("--beta1", type=float, default=1.0)
+    p.add_argument("--beta2", type=float, default=None, help="charging weight (default 1 with chargers, else 0)")
+    p.add_argument("--radius-scale", type=float, default=1.0)
+    p.add_argument("--robust-radius", default="chi2", choices=["chi2", "conformal"])
+    p.add_argument("--bootstrap", type=int, default=500)
+    p.add_argument("--step-budget", type=float, default=30.0, help="per-step solve budget (s) before fallback")
+    p.set_defaults(func=run)
+
+
+def config_from_args(args: argparse.Namespace):
+    from drbalance.scenario_eval import ScenarioEvalConfig
+
+    return ScenarioEvalConfig(
+        days=args.days, policies=tuple(p.strip() for p in args.policies.split(",") if p.strip()), seed=args.seed,
+        history_days=args.history_days, slot_minutes=args.slot_minutes, horizon=args.horizon, fleet=args.fleet,
+        scale=args.scale, window_minutes=args.window_minutes, speed_kmh=args.speed_kmh, reach_km=args.reach_km,
+        later_reach_km=args.later_reach_km, low_battery_reach_km=args.low_battery_reach_km,
+        match_radius_km=args.match_radius_km, plugs_per_vehicle=args.plugs_per_vehicle, beta1=args.beta1,
+        beta2=args.beta2, radius_scale=args.radius_scale, robust_radius=args.robust_radius,
+        n_bootstrap=args.bootstrap, step_budget_s=args.step_budget)
+
+
+def print_table(ev, table) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    x = ev.extra
+    t = Table(title=f"{x['scenario']}: {len(x['days'])} day(s), {x['fleet']} EVs, {x['n_regions']} regions, "
+                    f"{x['replay_minutes']} min: mean (change vs nominal)")
+    t.add_column("metric")
+    names = list(dict.fromkeys(ev.runs["policy"]))
+    for n in names:
+        t.add_column(n, justify="right")
+    idx = table.set_index(["policy", "metric"])
+    for key in ("served_rate", "rebalancing_cost", "balancing_km", "u_m_mean", "u_c_mean", "step_s_median",
+                "fallbacks"):
+        cells = []
+        for n in names:
+            if (n, key) not in idx.index or not idx.loc[(n, key)]["mean"] == idx.loc[(n, key)]["mean"]:
+                cells.append("–")
+                continue
+            r = idx.loc[(n, key)]
+            ch = "" if n == "nominal" or not r["change_pct"] == r["change_pct"] else f" ({r['change_pct']:+.1f}%)"
+            cells.append(f"{r['mean']:.4g}{ch}")
+        t.add_row(key, *cells)
+    Console().print(t)
+
+
+def run(args: argparse.Namespace) -> int:
+    from data_pipeline.scenarios import read_scenario
+    from drbalance.scenario_eval import evaluate_scenario, scenario_compare, scenario_policies_json
+
+    config = config_from_args(args)
+    scenario = read_scenario(args.scenario)
+    ev = evaluate_scenario(scenario, config)
+    table = scenario_compare(ev)
+    print_table(ev, table)
+    payload = scenario_policies_json(ev, table)
+    payload.update(scenario=str(args.scenario), seconds=ev.seconds, config=config.to_dict(), extra=ev.extra)
+    if args.out is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
+        table.to_csv(args.out / "comparison.csv", index=False)
+        ev.runs.to_parquet(args.out / "runs.parquet", index=False)
+        ev.slots.to_parquet(args.out / "slots.parquet", index=False)
+        (args.out / "config.json").write_text(json.dumps(config.to_dict(), indent=2, default=str) + "\n")
+        write_json(args.out / "evaluation.json", payload)
+    write_json(args.json, payload)
+    print(f"evaluated {len(config.policies)} policies on {config.days} day(s) of {scenario.name} "
+          f"in {ev.seconds:.1f} s")
+    return 0
