@@ -257,8 +257,8 @@ def _canonical_trips(raw: pd.DataFrame, spec: TripColumns, source: str) -> pd.Da
     factor = KM_PER_MILE if spec.distance_unit == "mi" else 1.0
     if spec.distance_unit not in ("km", "mi"):
         raise DataError(f"distance_unit must be 'km' or 'mi', got {spec.distance_unit!r}")
-    dist = (_to_float(raw[spec.distance], spec.distance, source) * factor) if spec.distance else np.full(n, np.nan)
-    fare = _to_float(raw[spec.fare], spec.fare, source) if spec.fare else np.zeros(n)
+    dist = (_to_float(raw[spec.distance]) * factor) if spec.distance else np.full(n, np.nan)
+    fare = _to_float(raw[spec.fare]) if spec.fare else np.zeros(n)
     return pd.DataFrame({
         "pickup_time": _to_datetime(raw[spec.pickup_time]),
         "dropoff_time": _to_datetime(raw[spec.dropoff_time]),
@@ -637,6 +637,7 @@ def _to_datetime(values: pd.Series) -> np.ndarray:
     return pd.to_datetime(values, errors="coerce", format="mixed").to_numpy(dtype="datetime64[ns]")
 
 
-def _to_float(values: pd.Series, column: str, source: str) -> np.ndarray:
+def _to_float(values: pd.Series) -> np.ndarray:
+    """Numbers as floats; unparseable cells become NaN (then rejected as ``non_finite_distance``)."""
     out = pd.to_numeric(values, errors="coerce")
     return out.to_numpy(dtype=float, na_value=np.nan)
