@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "drbalance.commands.simulate",
     "drbalance.commands.evaluate",
     "drbalance.commands.evaluate_scenario",
+    "drbalance.commands.sweep",
 )
 
 

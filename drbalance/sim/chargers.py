@@ -28,12 +28,39 @@ class ChargingConfig:
     target_soc : an EV unplugs when it reaches this share of capacity (default 0.80), then is vacant.
     queue : queue discipline at a region's plugs; only ``"fifo"`` (first arrived, first plugged; ties
         by vehicle number) for now.
+
+    Charging strategy (MATH.md section 5, seed paper 004; every default switches the rule off):
+
+    min_range_km : minimum absolute range: an EV also counts as low-battery when its remaining range
+        is at or below this (paper: 30 mi = 48.3 km).  Low threshold = ``max(low_soc * capacity,
+        min_range_km * kWh/km)``.
+    idle_minutes : idle-time trigger: an idle EV that has been vacant for at least this many minutes and
+        is below ``target_soc`` drives on its own to the nearest region with an available plug (paper:
+        15 or 60 min).  None: off.
+    opportunistic_soc : opportunistic override: an idle EV below this SoC (paper: 0.60) drives to the
+        nearest region within ``opportunistic_km`` that has an available (not taken, not claimed) plug.
+        None: off.
+    opportunistic_km : reach of the opportunistic override (km).
+    priority : ``"charging"`` (a plugged EV stays until ``target_soc``) or ``"service"`` (exit charging
+        early: a plugged EV may be matched to a request once its linearly charged SoC is above
+        ``exit_min_soc``; it unplugs with the energy charged so far).
+    exit_min_soc : SoC a plugged EV needs before it may exit early; None: its low-battery threshold.
+    self_dispatch : low-battery EVs drive on their own, the minute they become low, to the nearest
+        region with an available plug within reach (else the nearest plug, where they queue) instead of
+        waiting for the policy's next charge move.
     """
 
     power_kw: float = 50.0
     low_soc: float = 0.20
     target_soc: float = 0.80
     queue: str = "fifo"
+    min_range_km: float = 0.0
+    idle_minutes: int | None = None
+    opportunistic_soc: float | None = None
+    opportunistic_km: float = 3.0
+    priority: str = "charging"
+    exit_min_soc: float | None = None
+    self_dispatch: bool = False
 
     def __post_init__(self) -> None:
         if not (self.power_kw > 0 and math.isfinite(self.power_kw)):
@@ -45,6 +72,23 @@ class ChargingConfig:
                               f"({self.low_soc}) and at most 1")
         if self.queue != "fifo":
             raise ConfigError(f"unknown queue discipline {self.queue!r}; only 'fifo' is implemented")
+        if not (self.min_range_km >= 0 and math.isfinite(self.min_range_km)):
+            raise ConfigError(f"min_range_km must be a finite number >= 0, got {self.min_range_km}")
+        if self.idle_minutes is not None and (int(self.idle_minutes) != self.idle_minutes or self.idle_minutes < 1):
+            raise ConfigError(f"idle_minutes must be a whole number >= 1 (or None), got {self.idle_minutes}")
+        if self.opportunistic_soc is not None and not (0 < self.opportunistic_soc <= 1):
+            raise ConfigError(f"opportunistic_soc must lie in (0, 1] (or None), got {self.opportunistic_soc}")
+        if not (self.opportunistic_km >= 0):
+            raise ConfigError(f"opportunistic_km must be >= 0, got {self.opportunistic_km}")
+        if self.priority not in ("charging", "service"):
+            raise ConfigError(f"priority must be 'charging' or 'service', got {self.priority!r}")
+        if self.exit_min_soc is not None and not (0 <= self.exit_min_soc <= 1):
+            raise ConfigError(f"exit_min_soc must lie in [0, 1] (or None), got {self.exit_min_soc}")
+
+    @property
+    def strategy_active(self) -> bool:
+        """True when a minute-level rule (idle trigger, opportunistic, self-dispatch) is switched on."""
+        return self.idle_minutes is not None or self.opportunistic_soc is not None or self.self_dispatch
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -92,6 +136,37 @@ class PlugSiting:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+MI_KM = 1.609344  #: km per statute mile
+
+
+def kwh_per_km(mi_per_kwh: float) -> float:
+    """Consumption in kWh/km from an efficiency in mi/kWh (paper: 3.33 mi/kWh -> 0.1866 kWh/km)."""
+    if not (mi_per_kwh > 0):
+        raise ConfigError(f"efficiency must be a positive number of mi/kWh, got {mi_per_kwh}")
+    return 1.0 / (mi_per_kwh * MI_KM)
+
+
+def fleet_mix_from_ranges(ranges_mi, mi_per_kwh: float = 3.33) -> tuple[tuple[float, float], ...]:
+    """``[(share, range_mi), ...]`` -> ``((share, battery_kWh), ...)`` at ``mi_per_kwh`` (100 mi -> 30.03 kWh)."""
+    if not (mi_per_kwh > 0):
+        raise ConfigError(f"efficiency must be a positive number of mi/kWh, got {mi_per_kwh}")
+    return tuple((float(share), float(rng) / mi_per_kwh) for share, rng in ranges_mi)
+
+
+def fleet_capacities(mix, n_vehicles: int) -> np.ndarray:
+    """Battery capacity (kWh) of each of ``n_vehicles`` EVs for a mix ``((share, kWh), ...)``.
+
+    Counts per class by largest-remainder rounding of the shares; vehicles ``0..k1-1`` get the first
+    class, and so on (positions are drawn independently of the vehicle number, so this is not a bias).
+    """
+    shares = np.asarray([float(s) for s, _ in mix])
+    kwh = np.asarray([float(k) for _, k in mix])
+    if len(shares) == 0 or (shares < 0).any() or shares.sum() <= 0 or not (kwh > 0).all():
+        raise ConfigError(f"fleet mix needs (share >= 0, capacity > 0) pairs with positive total share, got {mix!r}")
+    counts = largest_remainder(shares, int(n_vehicles))
+    return np.repeat(kwh, counts)
 
 
 def largest_remainder(weights: np.ndarray, total: int) -> np.ndarray:

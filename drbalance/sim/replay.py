@@ -60,7 +60,13 @@ class SimConfig:
     patience_minutes : a request not matched within this many whole minutes expires unserved (10).
     match_radius_km : a request may be matched to an idle EV in another region within this distance.
     speed_kmh : empty driving speed for pick-ups, repositioning and drives to chargers (NYC: 20 km/h).
-    charging : :class:`ChargingConfig` (power, low-battery threshold, target, queue discipline).
+    charging : :class:`ChargingConfig` (power, low-battery threshold, target, queue discipline and the
+        charging-strategy rules of MATH.md section 5).
+    fleet_mix : mixed-range fleet ``((share, battery_kWh), ...)`` (e.g. from
+        :func:`drbalance.sim.chargers.fleet_mix_from_ranges` ``[(0.5, 100), (0.5, 250)]`` miles); None: every
+        EV has ``battery_kwh``.
+    unconstrained : no range limit (the paper's SAV base case): driving draws no energy and no EV ever
+        needs to charge; used as the reference of the demand change.
     """
 
     fleet_size: int = 1000
@@ -75,6 +81,8 @@ class SimConfig:
     match_radius_km: float = 3.0
     speed_kmh: float = 20.0
     charging: ChargingConfig = field(default_factory=ChargingConfig)
+    fleet_mix: tuple | None = None
+    unconstrained: bool = False
 
     def __post_init__(self) -> None:
         from data_pipeline.panels import check_slot_minutes
@@ -96,6 +104,20 @@ class SimConfig:
             raise ConfigError(f"init_window_minutes must be a positive whole number, got {self.init_window_minutes}")
         if not isinstance(self.charging, ChargingConfig):
             raise ConfigError("charging must be a ChargingConfig")
+        if self.fleet_mix is not None:
+            from drbalance.sim.chargers import fleet_capacities
+
+            mix = tuple((float(a), float(b)) for a, b in self.fleet_mix)
+            fleet_capacities(mix, 1)   # validates
+            object.__setattr__(self, "fleet_mix", mix)
+
+    def capacities(self) -> np.ndarray:
+        """(N,) battery capacity of every EV in kWh."""
+        if self.fleet_mix is None:
+            return np.full(int(self.fleet_size), float(self.battery_kwh))
+        from drbalance.sim.chargers import fleet_capacities
+
+        return fleet_capacities(self.fleet_mix, int(self.fleet_size))
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -173,9 +195,22 @@ class _Run:
         self.n = sim.regions.n
         self.W = sim.regions.distance_km
         self.WT = np.ascontiguousarray(self.W.T)
-        self.kpk = c.consumption_kwh_per_km
-        self.low_e = c.charging.low_soc * c.battery_kwh
-        self.target_e = c.charging.target_soc * c.battery_kwh
+        self.kpk = 0.0 if c.unconstrained else c.consumption_kwh_per_km
+        ch = c.charging
+        self.cap = c.capacities()
+        if c.unconstrained:
+            self.low_e = np.full(len(self.cap), -np.inf)
+        else:
+            self.low_e = np.maximum(ch.low_soc * self.cap, ch.min_range_km * c.consumption_kwh_per_km)
+        self.target_e = ch.target_soc * self.cap
+        self.exit_e = (self.low_e if ch.exit_min_soc is None else np.maximum(self.low_e, ch.exit_min_soc * self.cap))
+        self.service_priority = ch.priority == "service" and not c.unconstrained
+        self.strategy = ch.strategy_active and not c.unconstrained
+        self.plug_start = np.full(len(self.cap), NEVER, np.int64)
+        self.charge_trips = np.zeros(len(self.cap), np.int64)    # drives to a charger started, per EV
+        self.charger_minutes = np.zeros(len(self.cap), np.int64)  # minutes queued or plugged, per EV
+        self.exits_early = 0
+        self.triggered = {"idle": 0, "opportunistic": 0, "self_dispatch": 0}
         self.S = sim.n_slots
         self.log = EventLog()
         req = sim.requests
@@ -207,7 +242,7 @@ class _Run:
 
     def _becomes_vacant(self, m: int, idx: np.ndarray, event: str) -> None:
         f = self.f
-        low = f.energy[idx] <= self.low_e + EPS_KWH
+        low = f.energy[idx] <= self.low_e[idx] + EPS_KWH
         f.status[idx] = np.where(low, LOW, IDLE)
         f.until[idx] = NEVER
         f.idle_since[idx] = m
@@ -248,7 +283,7 @@ class _Run:
             self.log.add(m, 0, "queue", vehicle=d, origin=f.origin[d], region=f.region[d], status=QUEUED)
         e = due[st == CHARGING]
         if len(e):
-            added = np.maximum(self.target_e - f.energy[e], 0.0)
+            added = np.maximum(self.target_e[e] - f.energy[e], 0.0)
             f.energy[e] += added
             self.charged_kwh += float(added.sum())
             f.status[e] = IDLE
@@ -281,12 +316,69 @@ class _Run:
         go = qs[rank < free[f.region[qs]]]
         if not len(go):
             return
-        need = np.maximum(self.target_e - f.energy[go], 0.0)
+        need = np.maximum(self.target_e[go] - f.energy[go], 0.0)
         dur = np.maximum(1, np.ceil(need / self.c.charging.power_kw * 60.0 - 1e-9)).astype(np.int64)
         f.status[go] = CHARGING
+        self.plug_start[go] = m
         f.until[go] = m + dur
         self.queue_times.append(m - f.queue_since[go])
         self.log.add(m, 0, "plug_in", vehicle=go, origin=f.region[go], region=f.region[go], status=CHARGING)
+
+    # ----------------------------------------------------------------------------- strategy rules
+    def _strategy(self, m: int) -> None:
+        """Minute-level charging rules (phase 0, after plugging in): self-dispatch of low-battery EVs,
+        the idle-time trigger, then the opportunistic override (ChargingConfig docstring)."""
+        f, ch = self.f, self.c.charging
+        if ch.self_dispatch:
+            low = np.flatnonzero(f.status == LOW)
+            if len(low):
+                self.triggered["self_dispatch"] += self._send_to_charge(m, low, np.inf, need_free=False)
+        if ch.idle_minutes is not None:
+            idle = np.flatnonzero((f.status == IDLE) & (m - f.idle_since >= ch.idle_minutes)
+                                  & (f.energy < self.target_e - EPS_KWH))
+            if len(idle):
+                self.triggered["idle"] += self._send_to_charge(m, idle, np.inf, need_free=False)
+        if ch.opportunistic_soc is not None:
+            idle = np.flatnonzero((f.status == IDLE) & (f.energy < ch.opportunistic_soc * self.cap - EPS_KWH))
+            if len(idle):
+                self.triggered["opportunistic"] += self._send_to_charge(m, idle, ch.opportunistic_km, need_free=True)
+
+    def available_plugs(self) -> np.ndarray:
+        """(n,) plugs neither in use, nor queued for, nor claimed by an EV driving to them (may be < 0)."""
+        f = self.f
+        busy = (f.status == CHARGING) | (f.status == QUEUED) | (f.status == TO_CHARGE)
+        return self.sim.plugs - np.bincount(f.region[busy], minlength=self.n)
+
+    def _send_to_charge(self, m: int, veh: np.ndarray, within_km: float, need_free: bool) -> int:
+        """Send ``veh`` to the nearest region with an available plug within ``within_km`` and their range
+        (nearest first, then lowest vehicle number, at most the available plugs per region).  Those left
+        over go to the nearest plug region within reach to queue, unless ``need_free``.  Returns #sent."""
+        f = self.f
+        avail = self.available_plugs()
+        o = f.region[veh]
+        lim = np.minimum(f.energy[veh] / self.kpk + EPS_KWH, within_km)
+        D = self.W[o]
+        Dm = np.where((avail[None, :] > 0) & (D <= lim[:, None]), D, np.inf)
+        d = np.argmin(Dm, axis=1)
+        best = Dm[np.arange(len(veh)), d]
+        idx = np.flatnonzero(np.isfinite(best))
+        idx = idx[np.lexsort((veh[idx], best[idx], d[idx]))]
+        take = idx[group_rank(d[idx]) < avail[d[idx]]]
+        go = np.zeros(len(veh), bool)
+        go[take] = True
+        if not need_free and not go.all():
+            rest = np.flatnonzero(~go)
+            D2 = np.where((self.sim.plugs[None, :] > 0) & (D[rest] <= lim[rest, None]), D[rest], np.inf)
+            d2 = np.argmin(D2, axis=1)
+            b2 = D2[np.arange(len(rest)), d2]
+            ok = np.isfinite(b2)
+            d[rest[ok]] = d2[ok]
+            best[rest[ok]] = b2[ok]
+            go[rest[ok]] = True
+        sel = np.flatnonzero(go)
+        if len(sel):
+            self._depart(m, veh[sel], o[sel], d[sel], best[sel], TO_CHARGE, "charge_move", phase=0)
+        return int(len(sel))
 
     # ----------------------------------------------------------------------------- phase 1
     def _state(self):
@@ -383,10 +475,12 @@ class _Run:
             veh, o, d, dist = veh[keep], o[keep], d[keep], dist[keep]
         self._depart(m, veh, o, d, dist, TO_CHARGE, "charge_move")
 
-    def _depart(self, m, veh, o, d, dist, status, event) -> None:
+    def _depart(self, m, veh, o, d, dist, status, event, phase: int = 1) -> None:
         if not len(veh):
             return
         f = self.f
+        if status == TO_CHARGE:
+            np.add.at(self.charge_trips, veh, 1)
         tm = self._travel(dist, 1)
         kwh = self.kpk * dist
         f.energy[veh] -= kwh
@@ -395,7 +489,7 @@ class _Run:
         f.region[veh] = d
         f.until[veh] = m + tm
         self.km[event][self._slot(m)] += float(dist.sum())
-        self.log.add(m, 1, event, vehicle=veh, origin=o, region=d, target=d, status=status, km=dist, kwh=-kwh)
+        self.log.add(m, phase, event, vehicle=veh, origin=o, region=d, target=d, status=status, km=dist, kwh=-kwh)
 
     # ----------------------------------------------------------------------------- phase 2
     def _match(self, m: int, pending: np.ndarray) -> np.ndarray:
@@ -409,9 +503,20 @@ class _Run:
         if not len(pending):
             return pending
         avail = np.flatnonzero(f.status == IDLE)
+        av_e = f.energy[avail]
+        av_chg = np.zeros(len(avail), bool)
+        if self.service_priority:   # exit charging early: plugged EVs above their exit SoC may serve
+            chg = np.flatnonzero(f.status == CHARGING)
+            cur = f.energy[chg] + np.minimum(self.c.charging.power_kw * (m - self.plug_start[chg]) / 60.0,
+                                             np.maximum(self.target_e[chg] - f.energy[chg], 0.0))
+            ok = cur > self.exit_e[chg] + EPS_KWH
+            avail = np.concatenate([avail, chg[ok]])
+            av_e = np.concatenate([av_e, cur[ok]])
+            av_chg = np.concatenate([av_chg, np.ones(int(ok.sum()), bool)])
         if not len(avail):
             return pending
-        av_reg, av_e, av_idle = f.region[avail], f.energy[avail], f.idle_since[avail]
+        has_chg = bool(av_chg.any())
+        av_reg, av_idle = f.region[avail], f.idle_since[avail]
         free = np.ones(len(avail), bool)
         radius, kpk = c.match_radius_km, self.kpk
         taken_req, taken_pos, taken_d = [], [], []
@@ -423,6 +528,8 @@ class _Run:
                 continue
             dc = dd[cand]
             cand = cand[dc == dc.min()]
+            if has_chg and len(cand) > 1 and not av_chg[cand].all():
+                cand = cand[~av_chg[cand]]     # an idle EV before a plugged one at the same distance
             if len(cand) > 1:
                 ic = av_idle[cand]
                 cand = cand[ic == ic.min()]
@@ -436,7 +543,16 @@ class _Run:
         if not taken_req:
             return pending
         rr = np.asarray(taken_req, np.int64)
-        veh = avail[np.asarray(taken_pos, np.int64)]
+        pos = np.asarray(taken_pos, np.int64)
+        veh = avail[pos]
+        if has_chg and av_chg[pos].any():
+            ex, cur_e = veh[av_chg[pos]], av_e[pos][av_chg[pos]]
+            added = cur_e - f.energy[ex]
+            f.energy[ex] = cur_e
+            self.charged_kwh += float(added.sum())
+            self.exits_early += len(ex)
+            self.plug_start[ex] = NEVER
+            self.log.add(m, 2, "unplug", vehicle=ex, origin=f.region[ex], region=f.region[ex], status=IDLE, kwh=added)
         dist = np.asarray(taken_d)
         pk = np.where(dist > 0, self._travel(dist, 0), 0)
         kwh = kpk * dist
@@ -472,7 +588,7 @@ class _Run:
         early = np.bincount(req.origin[req.arrival < c.init_window_minutes], minlength=self.n).astype(float)
         if early.sum() == 0:
             early = np.bincount(req.origin, minlength=self.n).astype(float)
-        self.f = f = Fleet.synthetic(c.fleet_size, early, c.battery_kwh, c.initial_soc_mean, c.initial_soc_sd, rng)
+        self.f = f = Fleet.synthetic(c.fleet_size, early, self.cap, c.initial_soc_mean, c.initial_soc_sd, rng)
         self.initial_energy = f.energy.copy()
         f.status[:] = np.where(f.energy <= self.low_e + EPS_KWH, LOW, IDLE)
         every = np.arange(f.size)
@@ -488,6 +604,8 @@ class _Run:
         while m < day_minutes or len(pending) or (f.status == PICKUP).any():
             self._complete(m)
             self._plug(m)
+            if self.strategy:
+                self._strategy(m)
             if m < day_minutes and m % slot == 0:
                 k = m // slot
                 t = start + pd.Timedelta(minutes=m)
@@ -514,6 +632,7 @@ class _Run:
                 pending = self._match(m, pending)
             if m < day_minutes:
                 self.acc[m // slot] += f.counts(self.n)
+            self.charger_minutes += (f.status == QUEUED) | (f.status == CHARGING)
             if (f.energy < -EPS_KWH).any():  # cannot happen by construction; guard the invariant loudly
                 bad = int(np.flatnonzero(f.energy < -EPS_KWH)[0])
                 raise AssertionError(f"internal error: vehicle {bad} has negative energy {f.energy[bad]:.6f} kWh at minute {m}")

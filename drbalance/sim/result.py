@@ -123,6 +123,41 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
+def fleet_charging_metrics(run, served, waits, km_charge: float, empty_km: float, total_km: float) -> dict:
+    """Fleet-operation metrics of the seed paper's Table 4 (MATH.md section 5).
+
+    ``*_day`` values scale the window to 24 h (``x * 1440 / window minutes``); the others are window totals.
+    A *charging trip* is a drive to a charger (policy charge move or strategy rule); a *charging vehicle*
+    made at least one.  Hours at chargers count queued + plugged minutes over the whole run.
+    """
+    N = int(run.f.size)
+    day = 1440.0 / run.sim.requests.minutes
+    ct = run.charge_trips
+    charging_vehicles = int((ct > 0).sum())
+    n_served = int(np.sum(served))
+    nan = float("nan")
+    return {
+        "empty_vmt_pct": 100.0 * empty_km / total_km if total_km > 0 else nan,
+        "charging_vmt_pct": 100.0 * km_charge / total_km if total_km > 0 else nan,
+        "trips_per_vehicle": n_served / N,
+        "trips_per_vehicle_day": n_served / N * day,
+        "charging_trips": int(ct.sum()),
+        "charging_vehicles": charging_vehicles,
+        "charging_trips_per_charging_vehicle": float(ct.sum()) / charging_vehicles if charging_vehicles else 0.0,
+        "charging_trips_per_charging_vehicle_day": (float(ct.sum()) / charging_vehicles * day
+                                                    if charging_vehicles else 0.0),
+        "charger_hours_total": float(run.charger_minutes.sum()) / 60.0,
+        "charger_hours_per_charging_vehicle": (float(run.charger_minutes[ct > 0].sum()) / 60.0 / charging_vehicles
+                                               if charging_vehicles else 0.0),
+        "response_time_mean_min": metrics.nanmean(waits),
+        "exits_early": int(run.exits_early),
+        "triggered_idle": int(run.triggered["idle"]),
+        "triggered_opportunistic": int(run.triggered["opportunistic"]),
+        "triggered_self_dispatch": int(run.triggered["self_dispatch"]),
+        "battery_kwh_mean": float(run.cap.mean()),
+    }
+
+
 def build_result(run, seconds: float) -> SimResult:
     """Assemble the :class:`SimResult` of a finished run from its own counters (not from the log)."""
     sim, c = run.sim, run.c
@@ -167,7 +202,8 @@ def build_result(run, seconds: float) -> SimResult:
     km_pick, km_occ = float(run.km["assign"].sum()), float(run.km["pickup"].sum())
     empty = km_vac + km_chg + km_pick
     total = empty + km_occ
-    soc0 = run.initial_energy / c.battery_kwh
+    cap = run.cap
+    soc0 = run.initial_energy / cap
     summary = {
         "policy": run.name,
         "requests": int(len(req)),
@@ -207,9 +243,10 @@ def build_result(run, seconds: float) -> SimResult:
         "plugs": int(sim.plugs.sum()),
         "initial_soc_mean": float(soc0.mean()),
         "initial_soc_sd": float(soc0.std()),
-        "final_soc_mean": float(f.energy.mean() / c.battery_kwh),
+        "final_soc_mean": float((f.energy / cap).mean()),
         "km_imputed_requests": int(req.imputed.sum()),
         "requests_outside_regions": int(req.outside_regions),
+        **fleet_charging_metrics(run, served, waits, km_chg, empty, total),
         "plan_seconds": run.plan_seconds,
         "seconds": seconds,
     }
