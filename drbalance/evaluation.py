@@ -171,18 +171,9 @@ def evaluate(trips: pd.DataFrame, zones: pd.DataFrame, config: EvaluationConfig,
                 policy = make_policy(name, sim, est)
             t1 = time.perf_counter()
             result = sim.run(policy)
-            wall = time.perf_counter() - t1
-            row = {"policy": name, "day": str(day.date()), **{k: v for k, v in result.summary.items()
-                                                                if np.isscalar(v) or v is None}}
-            row["replay_s"] = wall
-            if isinstance(policy, Controller):
-                st = policy.steps()
-                row["step_s_median"] = float(st["step_s"].median()) if len(st) else np.nan
-                row["solver_s_median"] = float(st["solve_s"].median()) if st["solve_s"].notna().any() else np.nan
-                row["fallbacks"] = int(policy.fallbacks)
-                step_frames.append(st.assign(day=str(day.date())))
-            else:
-                row["step_s_median"], row["solver_s_median"], row["fallbacks"] = np.nan, np.nan, 0
+            row, st = replay_row(name, day, result, policy, time.perf_counter() - t1)
+            if st is not None:
+                step_frames.append(st)
             runs.append(row)
             slot_frames.append(result.slots.assign(policy=name, day=str(day.date())))
             if progress is not None:
@@ -191,6 +182,25 @@ def evaluate(trips: pd.DataFrame, zones: pd.DataFrame, config: EvaluationConfig,
     return Evaluation(pd.DataFrame(runs), pd.concat(slot_frames, ignore_index=True), steps, config,
                       time.perf_counter() - t0, {"n_regions": regions.n, "circuity": circuity,
                                                  "plugs_total": int(np.asarray(sim.plugs).sum())})
+
+
+def replay_row(name: str, day: pd.Timestamp, result, policy, wall_s: float) -> tuple[dict, pd.DataFrame | None]:
+    """One ``runs`` row from a replay: the simulator's scalar summary, ``replay_s`` and, for a
+    :class:`drbalance.controller.Controller`, its step/solver medians and fallbacks (NaN/0 otherwise);
+    also returns the controller's steps frame tagged with the day (None for other policies)."""
+    from drbalance.controller import Controller
+
+    row = {"policy": name, "day": str(day.date()),
+           **{k: v for k, v in result.summary.items() if np.isscalar(v) or v is None}}
+    row["replay_s"] = wall_s
+    if not isinstance(policy, Controller):
+        row["step_s_median"], row["solver_s_median"], row["fallbacks"] = np.nan, np.nan, 0
+        return row, None
+    st = policy.steps()
+    row["step_s_median"] = float(st["step_s"].median()) if len(st) else np.nan
+    row["solver_s_median"] = float(st["solve_s"].median()) if st["solve_s"].notna().any() else np.nan
+    row["fallbacks"] = int(policy.fallbacks)
+    return row, st.assign(day=str(day.date()))
 
 
 def compare(ev: Evaluation, baseline: str = "nominal") -> pd.DataFrame:

@@ -49,7 +49,7 @@ import numpy as np
 import pandas as pd
 
 from drbalance.errors import ConfigError, DataError
-from drbalance.evaluation import OPTIMISERS, POLICIES, Evaluation
+from drbalance.evaluation import OPTIMISERS, POLICIES, Evaluation, replay_row
 
 #: Monday; history days are consecutive weekdays from here, fresh days follow.
 FIRST_DAY = "2030-01-07"
@@ -263,23 +263,14 @@ def evaluate_scenario(scenario, config: ScenarioEvalConfig, progress=None) -> Ev
                 policy = make_policy(name, sim, est)
             t1 = time.perf_counter()
             result = sim.run(policy)
-            wall = time.perf_counter() - t1
-            row = {"policy": name, "day": str(day.date()),
-                   **{k: v for k, v in result.summary.items() if np.isscalar(v) or v is None}}
-            row["replay_s"] = wall
+            row, st = replay_row(name, day, result, policy, time.perf_counter() - t1)
+            if st is not None:
+                step_frames.append(st)
             if not has_chargers:
                 row["u_c_mean"] = np.nan  # no charging data: u_c is not defined for this scenario
             vac_min, chg_min = rebalancing_minutes(result.events, scenario, w0)
             row["rebalancing_minutes"] = vac_min + chg_min
             row["rebalancing_cost"] = (vac_min + chg_min) * cpm
-            if isinstance(policy, Controller):
-                st = policy.steps()
-                row["step_s_median"] = float(st["step_s"].median()) if len(st) else np.nan
-                row["solver_s_median"] = float(st["solve_s"].median()) if st["solve_s"].notna().any() else np.nan
-                row["fallbacks"] = int(policy.fallbacks)
-                step_frames.append(st.assign(day=str(day.date())))
-            else:
-                row["step_s_median"], row["solver_s_median"], row["fallbacks"] = np.nan, np.nan, 0
             runs.append(row)
             slot_frames.append(result.slots.assign(policy=name, day=str(day.date())))
             if progress is not None:
