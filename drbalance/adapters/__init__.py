@@ -1,0 +1,1 @@
+"""Adapters embedding the drbalance controller in other simulators (SUMO, Gymnasium)."""
