@@ -123,9 +123,6 @@ def evaluate(trips: pd.DataFrame, zones: pd.DataFrame, config: EvaluationConfig,
     from data_pipeline.estimates import EstimateConfig, Estimates
     from data_pipeline.panels import trip_panels
     from data_pipeline.regions import RegionMap, estimate_circuity
-    from drbalance.controller import Controller, ControllerConfig
-    from drbalance.policies import make_policy
-    from drbalance.problem import BalancingConfig
     from drbalance.sim import PlugSiting, SimConfig, Simulator
 
     t0 = time.perf_counter()
@@ -158,17 +155,7 @@ def evaluate(trips: pd.DataFrame, zones: pd.DataFrame, config: EvaluationConfig,
             sim = Simulator.from_trips(day_trips, regions, day, sim_cfg,
                                        siting=PlugSiting(per_vehicle=c.plugs_per_vehicle),
                                        siting_weights=demand_w, zones=zones, minutes=minutes)
-            if name in OPTIMISERS:
-                bal = BalancingConfig(mode=name, horizon=c.horizon, slot_minutes=c.slot_minutes,
-                                      reach_km=c.reach_km, later_reach_km=c.later_reach_km, speed_kmh=c.speed_kmh,
-                                      low_battery_reach_km=c.low_battery_reach_km, alpha=c.alpha, beta1=c.beta1,
-                                      beta2=c.beta2, supply_floor=c.supply_floor, queue_allowance=c.queue_allowance)
-                policy = Controller(est, bal, ControllerConfig(mode=name, step_budget_s=c.step_budget_s,
-                                                               low_battery_reach_km=c.low_battery_reach_km,
-                                                               radius_scale=c.radius_scale),
-                                    fallback=make_policy("greedy", sim, est), name=name)
-            else:
-                policy = make_policy(name, sim, est)
+            policy = build_policy(name, sim, est, c, c.reach_km, c.low_battery_reach_km, c.beta2)
             t1 = time.perf_counter()
             result = sim.run(policy)
             row, st = replay_row(name, day, result, policy, time.perf_counter() - t1)
@@ -182,6 +169,26 @@ def evaluate(trips: pd.DataFrame, zones: pd.DataFrame, config: EvaluationConfig,
     return Evaluation(pd.DataFrame(runs), pd.concat(slot_frames, ignore_index=True), steps, config,
                       time.perf_counter() - t0, {"n_regions": regions.n, "circuity": circuity,
                                                  "plugs_total": int(np.asarray(sim.plugs).sum())})
+
+
+def build_policy(name: str, sim, estimates, c, reach_km: float | None, low_battery_reach_km: float,
+                 beta2: float):
+    """Policy ``name`` for simulator ``sim``: a :class:`drbalance.controller.Controller` for the
+    optimisers (with ``greedy`` as its fallback) configured from ``c`` (an evaluation config with the
+    balancing fields), else the built-in policy.  Reaches in km."""
+    from drbalance.controller import Controller, ControllerConfig
+    from drbalance.policies import make_policy
+    from drbalance.problem import BalancingConfig
+
+    if name not in OPTIMISERS:
+        return make_policy(name, sim, estimates)
+    bal = BalancingConfig(mode=name, horizon=c.horizon, slot_minutes=c.slot_minutes, reach_km=reach_km,
+                          later_reach_km=c.later_reach_km, speed_kmh=c.speed_kmh,
+                          low_battery_reach_km=low_battery_reach_km, alpha=c.alpha, beta1=c.beta1, beta2=beta2,
+                          supply_floor=c.supply_floor, queue_allowance=c.queue_allowance)
+    ctl = ControllerConfig(mode=name, step_budget_s=c.step_budget_s, low_battery_reach_km=low_battery_reach_km,
+                           radius_scale=c.radius_scale)
+    return Controller(estimates, bal, ctl, fallback=make_policy("greedy", sim, estimates), name=name)
 
 
 def replay_row(name: str, day: pd.Timestamp, result, policy, wall_s: float) -> tuple[dict, pd.DataFrame | None]:

@@ -49,7 +49,7 @@ import numpy as np
 import pandas as pd
 
 from drbalance.errors import ConfigError, DataError
-from drbalance.evaluation import OPTIMISERS, POLICIES, Evaluation, replay_row
+from drbalance.evaluation import POLICIES, Evaluation, build_policy, replay_row
 
 #: Monday; history days are consecutive weekdays from here, fresh days follow.
 FIRST_DAY = "2030-01-07"
@@ -196,9 +196,6 @@ def evaluate_scenario(scenario, config: ScenarioEvalConfig, progress=None) -> Ev
     """
     from data_pipeline.estimates import EstimateConfig, Estimates
     from data_pipeline.panels import trip_panels
-    from drbalance.controller import Controller, ControllerConfig
-    from drbalance.policies import make_policy
-    from drbalance.problem import BalancingConfig
     from drbalance.sim import PlugSiting, SimConfig, Simulator
 
     t0 = time.perf_counter()
@@ -250,17 +247,7 @@ def evaluate_scenario(scenario, config: ScenarioEvalConfig, progress=None) -> Ev
                             patience_minutes=c.patience_minutes)
         for name in c.policies:
             sim = Simulator.from_trips(day_trips, regions, start, sim_cfg, plugs=plugs, minutes=minutes)
-            if name in OPTIMISERS:
-                bal = BalancingConfig(mode=name, horizon=c.horizon, slot_minutes=c.slot_minutes, reach_km=reach,
-                                      later_reach_km=c.later_reach_km, speed_kmh=c.speed_kmh,
-                                      low_battery_reach_km=low_reach, alpha=c.alpha, beta1=c.beta1,
-                                      beta2=beta2, supply_floor=c.supply_floor, queue_allowance=c.queue_allowance)
-                policy = Controller(est, bal, ControllerConfig(mode=name, step_budget_s=c.step_budget_s,
-                                                               low_battery_reach_km=low_reach,
-                                                               radius_scale=c.radius_scale),
-                                    fallback=make_policy("greedy", sim, est), name=name)
-            else:
-                policy = make_policy(name, sim, est)
+            policy = build_policy(name, sim, est, c, reach, low_reach, beta2)
             t1 = time.perf_counter()
             result = sim.run(policy)
             row, st = replay_row(name, day, result, policy, time.perf_counter() - t1)
