@@ -175,3 +175,19 @@ def test_evaluate_cli_contract(tmp_path):
     assert (tmp_path / "out" / "profile_u_m.png").is_file() and (tmp_path / "out" / "config.json").is_file()
     rc = main(["evaluate", *files, "--train", "2021-02-01:2021-03-02", "--days", "2021-03-02", "--fleet", "10"])
     assert rc == 1  # evaluation day inside the training period: refused
+
+
+def test_zero_radius_dr_replays_like_nominal(setup):
+    """γ = 0 end to end: the DR controller's replay equals the nominal one (MATH.md: γ = 0 is nominal)."""
+    zones, f = setup[0], setup[1]
+    base = EvaluationConfig(train=("2021-02-01", "2021-02-28"), days=("2021-03-02",), fleet=200,
+                            policies=("nominal", "dr"), regions=10, horizon=3, hours=10, n_bootstrap=50)
+    import dataclasses
+
+    zero = evaluate(f, zones, dataclasses.replace(base, radius_scale=0.0)).runs.set_index("policy")
+    assert zero.loc["dr", "served"] == zero.loc["nominal", "served"]
+    assert zero.loc["dr", "u_m_mean"] == pytest.approx(zero.loc["nominal", "u_m_mean"], abs=1e-6)
+    assert zero.loc["dr", "balancing_km"] == pytest.approx(zero.loc["nominal", "balancing_km"], rel=1e-3)
+    assert zero.loc["nominal", "balancing_km"] > 100  # the optimisers do move EVs here (not a vacuous check)
+    full = evaluate(f, zones, base).runs.set_index("policy")
+    assert full.loc["dr", "balancing_km"] != pytest.approx(full.loc["nominal", "balancing_km"], rel=1e-3)
