@@ -37,38 +37,30 @@ METRICS = (
 )
 
 
-@dataclass(frozen=True)
-class EvaluationConfig:
-    """Every choice of an evaluation run (the CLI writes it next to the results).
+@dataclass(frozen=True, kw_only=True)
+class ReplayOptions:
+    """Choices shared by every policy replay (:class:`EvaluationConfig`, the scenario evaluation).
 
-    Units: km, minutes, seconds; ``fleet`` in EVs.  ``regions`` coarsens the zones with seeded
-    demand-weighted k-means (None keeps every zone).  ``reach_km`` is the vacant-EV reach of the
-    optimisers (None: one slot of driving at ``speed_kmh``), ``later_reach_km`` the reach of slots
-    2..K (None = the same; 2.0 makes per-zone NYC 2.3x faster, see docs/balancing.md),
-    ``low_battery_reach_km`` their charger reach; ``supply_floor`` (vehicles) keeps ``r / (S + s)`` finite where no EV can reach a region;
-    ``queue_allowance`` lets a full charger region take that many queued EVs; ``radius_scale``
-    multiplies every set radius γ (for sweeps); ``step_budget_s`` is the controller's per-step budget.
+    Units: km, minutes, seconds.  ``later_reach_km`` is the optimisers' reach for slots 2..K (None =
+    their full reach; 2.0 makes per-zone NYC 2.3x faster, see docs/balancing.md); ``supply_floor``
+    (vehicles) keeps ``r / (S + s)`` finite where no EV can reach a region; ``queue_allowance`` lets a
+    full charger region take that many queued EVs; ``radius_scale`` multiplies every set radius γ (for
+    sweeps); ``robust_radius``, ``epsilon``, ``delta``, ``n_bootstrap``, ``rank`` configure the
+    uncertainty sets (:class:`data_pipeline.estimates.EstimateConfig`); ``step_budget_s`` is the
+    controller's per-step budget.
     """
 
-    train: tuple[str, str]
-    days: tuple[str, ...]
-    fleet: int
     policies: tuple[str, ...] = POLICIES
     seed: int = 0
-    regions: int | None = 20
     slot_minutes: int = 15
     horizon: int = 4
-    hours: float = 24.0
     speed_kmh: float = 20.0
     plugs_per_vehicle: float = 0.1
-    reach_km: float | None = 10.0
     later_reach_km: float | None = None
-    low_battery_reach_km: float = 9.0
     supply_floor: float = 1.0
     queue_allowance: float = 1.0
     alpha: float = 1.0
     beta1: float = 1.0
-    beta2: float = 1.0
     radius_scale: float = 1.0
     robust_radius: str = "chi2"
     epsilon: float = 0.1
@@ -76,7 +68,6 @@ class EvaluationConfig:
     n_bootstrap: int = 500
     rank: int | None = None
     step_budget_s: float = 30.0
-    circuity: float | None = None
 
     def __post_init__(self) -> None:
         unknown = [p for p in self.policies if p not in POLICIES]
@@ -84,6 +75,35 @@ class EvaluationConfig:
             raise ConfigError(f"unknown policies {unknown}; choose from {', '.join(POLICIES)}")
         if len(set(self.policies)) != len(self.policies):
             raise ConfigError(f"policies repeat: {self.policies}")
+        if not self.radius_scale >= 0:
+            raise ConfigError(f"radius_scale must be >= 0, got {self.radius_scale}")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True, kw_only=True)
+class EvaluationConfig(ReplayOptions):
+    """Every choice of an evaluation run on trip logs (the CLI writes it next to the results).
+
+    Units: km, minutes, seconds; ``fleet`` in EVs.  ``regions`` coarsens the zones with seeded
+    demand-weighted k-means (None keeps every zone).  ``reach_km`` is the vacant-EV reach of the
+    optimisers (None: one slot of driving at ``speed_kmh``), ``low_battery_reach_km`` their charger
+    reach; the other options are :class:`ReplayOptions`.
+    """
+
+    train: tuple[str, str]
+    days: tuple[str, ...]
+    fleet: int
+    regions: int | None = 20
+    hours: float = 24.0
+    reach_km: float | None = 10.0
+    low_battery_reach_km: float = 9.0
+    beta2: float = 1.0
+    circuity: float | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
         if not self.days:
             raise ConfigError("no evaluation days given (--days D1,D2,...)")
         last_train = pd.Timestamp(self.train[1]).normalize()
@@ -93,11 +113,6 @@ class EvaluationConfig:
                               "(no look-ahead: evaluate on held-out days only)")
         if self.fleet < 1:
             raise ConfigError(f"fleet must be >= 1 EV, got {self.fleet}")
-        if not self.radius_scale >= 0:
-            raise ConfigError(f"radius_scale must be >= 0, got {self.radius_scale}")
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
 
 
 @dataclass

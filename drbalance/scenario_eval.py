@@ -41,7 +41,6 @@ minute), eAMoD ``operationalCostPerTimestep / 15`` (per 15-min step, so the cost
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from dataclasses import dataclass
 
@@ -49,15 +48,16 @@ import numpy as np
 import pandas as pd
 
 from drbalance.errors import ConfigError, DataError
-from drbalance.evaluation import POLICIES, Evaluation, build_policy, replay_row
+from drbalance.evaluation import Evaluation, ReplayOptions, build_policy, replay_row
 
 #: Monday; history days are consecutive weekdays from here, fresh days follow.
 FIRST_DAY = "2030-01-07"
 
 
-@dataclass(frozen=True)
-class ScenarioEvalConfig:
-    """Every choice of a scenario evaluation (the CLI writes it next to the results).
+@dataclass(frozen=True, kw_only=True)
+class ScenarioEvalConfig(ReplayOptions):
+    """Every choice of a scenario evaluation (the CLI writes it next to the results); the options
+    shared with trip-log evaluation are :class:`drbalance.evaluation.ReplayOptions`.
 
     ``fleet`` None = the scenario's fleet at the window's start hour; ``scale`` None = RL4AMOD's
     calibrated ``demand_ratio`` (eAMoD: 1); ``window_minutes`` None = the whole demand window;
@@ -68,41 +68,19 @@ class ScenarioEvalConfig:
     """
 
     days: int = 2
-    policies: tuple[str, ...] = POLICIES
-    seed: int = 0
     history_days: int = 28
-    slot_minutes: int = 15
-    horizon: int = 4
-    speed_kmh: float = 20.0
     fleet: int | None = None
     scale: float | None = None
     window_minutes: int | None = None
     reach_km: float | None = None
-    later_reach_km: float | None = None
     low_battery_reach_km: float | None = None
     match_radius_km: float = 0.0
     patience_minutes: int = 10
-    plugs_per_vehicle: float = 0.1
     battery_kwh: float = 60.0
-    supply_floor: float = 1.0
-    queue_allowance: float = 1.0
-    alpha: float = 1.0
-    beta1: float = 1.0
     beta2: float | None = None
-    radius_scale: float = 1.0
-    robust_radius: str = "chi2"
-    epsilon: float = 0.1
-    delta: float = 0.1
-    n_bootstrap: int = 500
-    rank: int | None = None
-    step_budget_s: float = 30.0
 
     def __post_init__(self) -> None:
-        unknown = [p for p in self.policies if p not in POLICIES]
-        if unknown or not self.policies:
-            raise ConfigError(f"unknown policies {unknown}; choose from {', '.join(POLICIES)}")
-        if len(set(self.policies)) != len(self.policies):
-            raise ConfigError(f"policies repeat: {self.policies}")
+        super().__post_init__()
         if int(self.days) != self.days or self.days < 1:
             raise ConfigError(f"--days must be a positive number of fresh days, got {self.days}")
         if int(self.history_days) != self.history_days or self.history_days < 2:
@@ -117,9 +95,6 @@ class ScenarioEvalConfig:
                               f"slot_minutes ({self.slot_minutes})")
         if self.reach_km is not None and not self.reach_km >= 0:
             raise ConfigError(f"reach_km must be >= 0, got {self.reach_km}")
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
 
 
 def default_reach_km(distance_km: np.ndarray) -> float:
