@@ -1,15 +1,20 @@
-"""Integer first-slot moves from a relaxed plan (MATH.md section 1, receding horizon).
+"""Integer counts from fractional ones by largest-remainder rounding (MATH.md section 1, receding horizon).
 
-* :func:`round_per_origin`: largest-remainder rounding per origin.  Every pair gets ``floor(x)``; the
-  ``V_i - Σ floor`` units an origin still has go to its pairs with the largest fractional parts.
-  Per-origin totals are kept exactly and no pair moves by a whole unit or more from its relaxed value.
-* :func:`round_capacitated`: the same, then, only if some destination now exceeds its integer
+One rule, used everywhere a share must become whole vehicles or plugs: every entry gets ``floor(x)``;
+the units still missing from a total go, one each, to the entries with the largest fractional parts,
+ties to the lower index.  Totals are kept exactly and no entry moves by a whole unit or more.
+
+* :func:`largest_remainder`: integers proportional to weights summing to one total (plug siting,
+  fleet mixes, target distributions).
+* :func:`round_per_origin`: the same rule applied per origin to relaxed moves on a pair list, each
+  origin's moves summing to the vehicles it holds.
+* :func:`round_capacitated`: per-origin rounding, then, only if some destination now exceeds its integer
   capacity (plug capacity for low-battery EVs), a repair that moves as few units as possible to the
   origins' nearest destinations with spare capacity.  The repair is a small transportation LP
   (bipartite network, so totally unimodular: its vertex solutions are integral), solved with HiGHS'
   dual simplex; if no integer assignment exists it raises :class:`InfeasibleError`.
 
-All vectorised over pairs (no Python loop over pairs or vehicles).
+All vectorised over entries (no Python loop over pairs or vehicles).
 """
 
 from __future__ import annotations
@@ -22,13 +27,58 @@ from drbalance.errors import DataError, InfeasibleError
 SNAP = 1e-7  # relaxed values this close to an integer count as that integer (solver tolerance)
 
 
+def _round_groups(x: np.ndarray, group: np.ndarray, totals: np.ndarray) -> np.ndarray:
+    """The largest-remainder rule on groups: ``floor(x)``, then ``totals_g - Σ_g floor`` extra units in
+    each group ``g`` to its entries with the largest fractional parts (ties: lower index first).
+
+    ``x`` (m,) non-negative floats, ``group`` (m,) int in ``0..len(totals)-1``, ``totals`` int64.
+    Returns (m,) int64; a group short of entries (or over its total already) is left as it is, the
+    callers check the sums.
+    """
+    m = len(x)
+    fl = np.floor(x)
+    frac = x - fl
+    deficit = totals - np.rint(np.bincount(group, weights=fl, minlength=len(totals))).astype(np.int64)
+    order = np.lexsort((-frac, group))  # by group, then largest fractional part first (stable: lower index)
+    sg = group[order]
+    rank = np.arange(m) - np.searchsorted(sg, sg, side="left")
+    out = fl.astype(np.int64)
+    out[order[rank < deficit[sg]]] += 1
+    return out
+
+
+def largest_remainder(weights: np.ndarray, total: int) -> np.ndarray:
+    """Integers ``>= 0`` proportional to ``weights`` summing to ``total`` (ties to the lower index).
+
+    Parameters
+    ----------
+    weights : (m,) finite non-negative weights with a positive sum (any unit; only shares matter).
+    total : whole number ``>= 0`` of units to share out (vehicles, plugs).
+
+    Returns (m,) int64 counts ``c`` with ``Σ c = total`` and ``|c - total * w / Σ w| < 1``.
+    Raises DataError for weights that are not a non-empty vector of finite non-negative numbers with
+    a positive sum, or a total that is not a whole number ``>= 0``.
+    """
+    w = np.asarray(weights, float)
+    if w.ndim != 1 or len(w) == 0 or not np.isfinite(w).all() or (w < 0).any():
+        raise DataError(f"largest-remainder weights must be a non-empty vector of finite numbers >= 0, "
+                        f"got shape {w.shape}")
+    if not w.sum() > 0:
+        raise DataError("largest-remainder weights are all zero; there is nothing to share the total by")
+    if int(total) != total or total < 0:
+        raise DataError(f"largest-remainder total must be a whole number >= 0, got {total}")
+    share = w / w.sum() * total
+    return _round_groups(share, np.zeros(len(w), np.int64), np.array([int(total)], np.int64))
+
+
 def round_per_origin(pairs: np.ndarray, x: np.ndarray, totals: np.ndarray, n: int | None = None) -> np.ndarray:
-    """Largest-remainder rounding of relaxed moves per origin.
+    """Largest-remainder rounding of relaxed moves per origin (the rule of :func:`largest_remainder`).
 
     Parameters
     ----------
     pairs : (m, 2) int ``(origin, destination)`` region positions.
-    x : (m,) relaxed non-negative moves (tiny negatives from solver tolerance are clipped).
+    x : (m,) relaxed non-negative moves (tiny negatives from solver tolerance are clipped; values within
+        ``SNAP`` of an integer count as that integer).
     totals : (n,) whole-number vehicles per origin; ``Σ_{pairs from i} x ≈ totals_i``.
     n : number of regions (default ``len(totals)``).
 
@@ -51,16 +101,8 @@ def round_per_origin(pairs: np.ndarray, x: np.ndarray, totals: np.ndarray, n: in
         return np.zeros(0, dtype=np.int64)
     near = np.rint(x)
     x = np.where(np.abs(x - near) < SNAP, near, x)
-    fl = np.floor(x)
-    frac = x - fl
     orig = pairs[:, 0]
-    deficit = tot - np.rint(np.bincount(orig, weights=fl, minlength=n)).astype(np.int64)
-    order = np.lexsort((-frac, orig))  # by origin, then largest fractional part first
-    so = orig[order]
-    rank = np.arange(m) - np.searchsorted(so, so, side="left")
-    add = rank < deficit[so]
-    out = fl.astype(np.int64)
-    out[order[add]] += 1
+    out = _round_groups(x, orig, tot)
     got = np.bincount(orig, weights=out, minlength=n).astype(np.int64)
     if not np.array_equal(got, tot):
         i = int(np.flatnonzero(got != tot)[0])

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from drbalance.errors import ConfigError, DataError
+from drbalance.rounding import largest_remainder  # noqa: F401  (also importable from here)
 
 
 @dataclass(frozen=True)
@@ -167,18 +168,6 @@ def fleet_capacities(mix, n_vehicles: int) -> np.ndarray:
         raise ConfigError(f"fleet mix needs (share >= 0, capacity > 0) pairs with positive total share, got {mix!r}")
     counts = largest_remainder(shares, int(n_vehicles))
     return np.repeat(kwh, counts)
-
-
-def largest_remainder(weights: np.ndarray, total: int) -> np.ndarray:
-    """Integers ``>= 0`` proportional to ``weights`` summing to ``total`` (ties to the lower index)."""
-    w = np.asarray(weights, float)
-    share = w / w.sum() * total
-    out = np.floor(share).astype(np.int64)
-    left = int(total - out.sum())
-    if left > 0:
-        order = np.lexsort((np.arange(len(w)), -(share - out)))
-        out[order[:left]] += 1
-    return out
 
 
 def check_plugs(plugs, n_regions: int) -> np.ndarray:
