@@ -41,18 +41,18 @@ except ImportError:  # pragma: no cover - depends on the environment
 from data_pipeline import RegionMap, read_tlc_trips, trip_panels
 from data_pipeline.readers import (
     TLC_FORMATS,
-    _canonical_trips,
-    _read_table,
-    _table_columns,
+    canonical_trips,
     detect_tlc_format,
+    read_table,
+    table_columns,
     validate_trips,
 )
+from data_pipeline.units import KM_PER_MILE
 from drbalance import datasets
 
 FIRST_DAY, LAST_DAY = "2021-01-01", "2021-03-31"
 SLOT_MINUTES = 15
 MAX_TRIP_MINUTES = 360.0
-KM_PER_MILE = 1.609344
 
 
 # ----------------------------------------------------------------------------------------- our path
@@ -67,14 +67,14 @@ def ours(files, zones, regions):
 def stage_read(files):
     raws, specs = [], []
     for p in files:
-        spec = TLC_FORMATS[detect_tlc_format(_table_columns(p), str(p))]
-        raws.append(_read_table(p, columns=spec.required()))
+        spec = TLC_FORMATS[detect_tlc_format(table_columns(p), str(p))]
+        raws.append(read_table(p, columns=spec.required()))
         specs.append(spec)
     return raws, specs
 
 
 def stage_canonical(files, raws, specs):
-    parts = [_canonical_trips(raw, spec, p.name) for p, raw, spec in zip(files, raws, specs)]
+    parts = [canonical_trips(raw, spec, p.name) for p, raw, spec in zip(files, raws, specs)]
     return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
 
 
@@ -272,7 +272,7 @@ def main(argv=None) -> int:
     stages = [
         ("read parquet (pyarrow read + to_pandas)", t_read),
         ("  of which pyarrow read_table only", t_arrow),
-        ("canonical frame (_canonical_trips+concat)", t_canon),
+        ("canonical frame (canonical_trips+concat)", t_canon),
         ("validate (validate_trips)", t_valid),
         ("panels (trip_panels)", t_pan),
     ]

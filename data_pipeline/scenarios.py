@@ -22,9 +22,8 @@ import numpy as np
 import pandas as pd
 
 from data_pipeline.regions import RegionMap
+from data_pipeline.units import KM_PER_MILE
 from drbalance.errors import ConfigError, DataError
-
-KM_PER_MILE = 1.609344
 
 
 @dataclass
