@@ -21,11 +21,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from data_pipeline.forecast import make_forecaster
-from data_pipeline.panels import Panel, check_slot_minutes, day_types
+from data_pipeline.forecast import FORECASTERS, make_forecaster
+from data_pipeline.panels import Panel, day_types
 from data_pipeline.regions import RegionMap
 from data_pipeline.uncertainty import EllipsoidEstimator, UncertaintySet
 from drbalance.errors import ConfigError, DataError
+from drbalance.validation import check_choice, check_horizon, check_int, check_number, check_slot_minutes
 
 BUNDLE_FILE = "estimates.npz"
 
@@ -56,8 +57,14 @@ class EstimateConfig:
 
     def __post_init__(self) -> None:
         check_slot_minutes(self.slot_minutes)
-        if not (1 <= self.horizon <= 1440 // self.slot_minutes):
-            raise ConfigError(f"horizon must be 1..{1440 // self.slot_minutes} slots, got {self.horizon}")
+        check_horizon(self.horizon, self.slot_minutes)
+        check_choice("forecaster", self.forecaster, FORECASTERS)
+        check_number("epsilon", self.epsilon, low=0, high=1, low_open=True, high_open=True)
+        check_number("delta", self.delta, low=0, high=1, low_open=True, high_open=True)
+        check_int("n_bootstrap", self.n_bootstrap, low=1)
+        check_int("rank", self.rank, low=0, allow_none=True)
+        check_choice("holidays", self.holidays, ("us",), allow_none=True)
+        check_int("random_state", self.random_state, low=0)
         EllipsoidEstimator(self.shrinkage, self.epsilon, self.delta, self.n_bootstrap, self.rank,
                            robust_radius=self.robust_radius)  # validates
         make_forecaster(self.forecaster)

@@ -14,17 +14,16 @@ import numpy as np
 import pandas as pd
 
 from data_pipeline.regions import RegionMap
+from drbalance import validation as _validation
 from drbalance.errors import ConfigError, DataError
+from drbalance.state import readonly
 
 QUANTITIES = ("demand", "supply", "charging_arrivals", "occupancy")
 
 
 def check_slot_minutes(slot_minutes: int) -> int:
-    """Validate a slot length: an integer 5..60 that divides a day."""
-    if int(slot_minutes) != slot_minutes or not (5 <= slot_minutes <= 60) or 1440 % int(slot_minutes):
-        raise ConfigError(f"slot length must be an integer number of minutes in 5..60 dividing 1440 "
-                          f"(e.g. 5, 10, 15, 20, 30, 60); got {slot_minutes}")
-    return int(slot_minutes)
+    """Validate a slot length (the one rule: :func:`drbalance.validation.check_slot_minutes`)."""
+    return _validation.check_slot_minutes(slot_minutes)
 
 
 def day_types(days: pd.DatetimeIndex, holidays: str | None = None) -> np.ndarray:
@@ -41,7 +40,7 @@ def day_types(days: pd.DatetimeIndex, holidays: str | None = None) -> np.ndarray
     return np.where(weekend, "weekend", "weekday").astype(object)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Panel:
     """Counts of one quantity per day, slot and region.
 
@@ -55,6 +54,9 @@ class Panel:
     day_type : (n_days,) ``'weekday'``/``'weekend'``.
     outside : events that fell outside the panel's days (e.g. drop-offs after the last day);
         with the counted events they add up to the accepted records.
+
+    Frozen: attributes cannot be reassigned and ``values``, ``region_ids``, ``day_type`` are read-only
+    arrays (private copies of the caller's); ``values.copy()`` gives a scratch array.
     """
 
     values: np.ndarray
@@ -66,7 +68,14 @@ class Panel:
     outside: int = 0
 
     def __post_init__(self) -> None:
-        self.days = pd.DatetimeIndex(self.days)
+        object.__setattr__(self, "days", pd.DatetimeIndex(self.days))
+        for name, dtype in (("values", float), ("region_ids", None), ("day_type", None)):
+            object.__setattr__(self, name, readonly(getattr(self, name), dtype))
+        if self.values.ndim != 3:
+            raise DataError(f"panel values must have shape (n_days, n_slots, n_regions), got {self.values.shape}")
+        if self.day_type.shape != (len(self.days),):
+            raise DataError(f"panel day_type has shape {self.day_type.shape}, expected ({len(self.days)},): "
+                            "one type per day")
         nd, ns, nr = self.values.shape
         if nd != len(self.days) or ns * self.slot_minutes != 1440 or nr != len(self.region_ids):
             raise DataError(f"panel shape {self.values.shape} inconsistent with {len(self.days)} days, "

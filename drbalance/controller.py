@@ -28,41 +28,12 @@ import pandas as pd
 
 from drbalance.errors import ConfigError, DataError, InfeasibleError, SolverError, UnboundedError
 from drbalance.policies import Moves, charge_moves
-from drbalance.problem import MODES, BalancingConfig, BalancingProblem
+from drbalance.config import BalancingConfig, ControllerConfig
+from drbalance.problem import BalancingProblem
 from drbalance.rounding import round_per_origin
 from drbalance.state import FleetState, Forecasts, Plan
 
 FAULTS = (SolverError, InfeasibleError, UnboundedError)
-
-
-@dataclass(frozen=True)
-class ControllerConfig:
-    """How the controller runs the problem.
-
-    Attributes
-    ----------
-    mode : ``"nominal"``, ``"demand_robust"`` or ``"dr"``.
-    step_budget_s : wall-clock budget of one decision (s); a solve that takes longer is treated as a
-        timeout (its plan arrives too late to be used) and the fallback answers instead.
-    use_previous : try the previous plan's slot-2 moves before the fallback policy.
-    low_battery_reach_km : range of a low-battery EV (km) used by the fallback's charging rule.
-    radius_scale : multiplies the radius γ of every uncertainty set (1 = as estimated; 0 = nominal
-        data in a robust mode), for radius sweeps.
-    """
-
-    mode: str = "dr"
-    step_budget_s: float = 30.0
-    use_previous: bool = True
-    low_battery_reach_km: float = 3.0
-    radius_scale: float = 1.0
-
-    def __post_init__(self) -> None:
-        if not self.radius_scale >= 0:
-            raise ConfigError(f"radius_scale must be >= 0, got {self.radius_scale}")
-        if self.mode not in MODES:
-            raise ConfigError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
-        if not self.step_budget_s > 0:
-            raise ConfigError(f"step_budget_s must be positive, got {self.step_budget_s}")
 
 
 @dataclass
@@ -73,8 +44,9 @@ class Controller:
     ----------
     estimates : fitted :class:`data_pipeline.estimates.Estimates` (demand and supply), on the same
         regions as the host simulator, trained on days strictly before any day it is asked about.
-    balancing : :class:`BalancingConfig` (its ``horizon`` and ``slot_minutes`` must match the estimates).
-    config : :class:`ControllerConfig`.
+    balancing : :class:`BalancingConfig`: the problem solved every slot, its ``mode`` included (its
+        ``horizon`` and ``slot_minutes`` must match the estimates).
+    config : :class:`ControllerConfig` (step budget, fallback order, radius scale).
     fallback : a policy answering when the solve fails (e.g. :class:`drbalance.policies.GreedyPolicy`);
         None falls back to "everyone stays, low-battery EVs to the nearest free plug".
     name : label in results (default: the mode).
@@ -98,9 +70,14 @@ class Controller:
         for q in ("demand", "supply"):
             if q not in est.quantities:
                 raise DataError(f"the controller needs {q} estimates; have {est.quantities}")
-        self.name = self.name or self.config.mode
+        self.name = self.name or self.balancing.mode
         self.problem = BalancingProblem(est.regions, self.balancing)
         self.last_train_day = max(p.days.max() for p in est.train.values())
+
+    @property
+    def mode(self) -> str:
+        """The mode solved every slot (``balancing.mode``)."""
+        return self.balancing.mode
 
     # ------------------------------------------------------------------ the Policy call
     def plan(self, state: FleetState, t) -> Plan | Moves:
@@ -113,10 +90,10 @@ class Controller:
         slot_min = self.balancing.slot_minutes
         slot = int((t - day) / pd.Timedelta(minutes=slot_min))
         t0 = time.perf_counter()
-        record = {"t": t, "policy": self.name, "mode": self.config.mode}
+        record = {"t": t, "policy": self.name, "mode": self.mode}
         try:
             fc = self.forecasts(day, slot)
-            plan = self.problem.solve(state, fc, self.config.mode)
+            plan = self.problem.solve(state, fc)
             elapsed = time.perf_counter() - t0
             if elapsed > self.config.step_budget_s:
                 raise SolverError(f"solve took {elapsed:.2f} s, over the step budget of "
@@ -140,9 +117,11 @@ class Controller:
         estimates only hold days before ``day``).  Demand and supply centres are the sets' centres."""
         fc = Forecasts.from_estimates(self.estimates, day, slot)
         if self.config.radius_scale != 1.0:
+            scaled = {}
             for name in ("demand_robust_set", "demand_mean_set", "supply_mean_set"):
                 u = getattr(fc, name)
-                setattr(fc, name, dataclasses.replace(u, radius=u.radius * self.config.radius_scale))
+                scaled[name] = dataclasses.replace(u, radius=u.radius * self.config.radius_scale)
+            fc = dataclasses.replace(fc, **scaled)
         return fc
 
     # ------------------------------------------------------------------ faults
@@ -153,7 +132,7 @@ class Controller:
             return self._from_previous(state, prev[1]), "fallback_previous"
         if self.fallback is not None:
             return _as_moves(self.fallback.plan(state, t)), "fallback_policy"
-        return charge_moves(state, self.estimates.regions.distance_km, self.config.low_battery_reach_km), \
+        return charge_moves(state, self.estimates.regions.distance_km, self.balancing.low_battery_reach_km), \
             "fallback_stay"
 
     def _from_previous(self, state: FleetState, plan: Plan) -> Moves:
@@ -174,7 +153,7 @@ class Controller:
         moves = round_per_origin(pairs, xs, V, n)
         keep = (moves > 0) & ~diag
         vacant = Moves(pairs[keep, 0], pairs[keep, 1], moves[keep], np.full(int(keep.sum()), "vacant", object))
-        charge = charge_moves(state, self.estimates.regions.distance_km, self.config.low_battery_reach_km)
+        charge = charge_moves(state, self.estimates.regions.distance_km, self.balancing.low_battery_reach_km)
         return Moves.concat([charge, vacant])
 
     # ------------------------------------------------------------------ results

@@ -8,7 +8,6 @@ table (mean and 95 % interval over days, percentage change against ``nominal``).
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from dataclasses import dataclass, field
 
@@ -16,10 +15,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from drbalance.errors import ConfigError, DataError
-
-POLICIES = ("noop", "greedy", "nominal", "demand_robust", "dr")
-OPTIMISERS = ("nominal", "demand_robust", "dr")
+from drbalance.controller import Controller
+from drbalance.study import Study
+from drbalance.study_config import OPTIMISERS, POLICIES, StudyConfig  # noqa: F401 - re-exported
 
 #: Metrics of the comparison table: (summary key, label, direction: +1 larger is better, -1 smaller is better).
 METRICS = (
@@ -37,84 +35,6 @@ METRICS = (
 )
 
 
-@dataclass(frozen=True, kw_only=True)
-class ReplayOptions:
-    """Choices shared by every policy replay (:class:`EvaluationConfig`, the scenario evaluation).
-
-    Units: km, minutes, seconds.  ``later_reach_km`` is the optimisers' reach for slots 2..K (None =
-    their full reach; 2.0 makes per-zone NYC 2.3x faster, see docs/balancing.md); ``supply_floor``
-    (vehicles) keeps ``r / (S + s)`` finite where no EV can reach a region; ``queue_allowance`` lets a
-    full charger region take that many queued EVs; ``radius_scale`` multiplies every set radius γ (for
-    sweeps); ``robust_radius``, ``epsilon``, ``delta``, ``n_bootstrap``, ``rank`` configure the
-    uncertainty sets (:class:`data_pipeline.estimates.EstimateConfig`); ``step_budget_s`` is the
-    controller's per-step budget.
-    """
-
-    policies: tuple[str, ...] = POLICIES
-    seed: int = 0
-    slot_minutes: int = 15
-    horizon: int = 4
-    speed_kmh: float = 20.0
-    plugs_per_vehicle: float = 0.1
-    later_reach_km: float | None = None
-    supply_floor: float = 1.0
-    queue_allowance: float = 1.0
-    alpha: float = 1.0
-    beta1: float = 1.0
-    radius_scale: float = 1.0
-    robust_radius: str = "chi2"
-    epsilon: float = 0.1
-    delta: float = 0.1
-    n_bootstrap: int = 500
-    rank: int | None = None
-    step_budget_s: float = 30.0
-
-    def __post_init__(self) -> None:
-        unknown = [p for p in self.policies if p not in POLICIES]
-        if unknown or not self.policies:
-            raise ConfigError(f"unknown policies {unknown}; choose from {', '.join(POLICIES)}")
-        if len(set(self.policies)) != len(self.policies):
-            raise ConfigError(f"policies repeat: {self.policies}")
-        if not self.radius_scale >= 0:
-            raise ConfigError(f"radius_scale must be >= 0, got {self.radius_scale}")
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-
-@dataclass(frozen=True, kw_only=True)
-class EvaluationConfig(ReplayOptions):
-    """Every choice of an evaluation run on trip logs (the CLI writes it next to the results).
-
-    Units: km, minutes, seconds; ``fleet`` in EVs.  ``regions`` coarsens the zones with seeded
-    demand-weighted k-means (None keeps every zone).  ``reach_km`` is the vacant-EV reach of the
-    optimisers (None: one slot of driving at ``speed_kmh``), ``low_battery_reach_km`` their charger
-    reach; the other options are :class:`ReplayOptions`.
-    """
-
-    train: tuple[str, str]
-    days: tuple[str, ...]
-    fleet: int
-    regions: int | None = 20
-    hours: float = 24.0
-    reach_km: float | None = 10.0
-    low_battery_reach_km: float = 9.0
-    beta2: float = 1.0
-    circuity: float | None = None
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if not self.days:
-            raise ConfigError("no evaluation days given (--days D1,D2,...)")
-        last_train = pd.Timestamp(self.train[1]).normalize()
-        early = [d for d in self.days if pd.Timestamp(d).normalize() <= last_train]
-        if early:
-            raise ConfigError(f"evaluation days {early} are not after the training period ending {last_train.date()} "
-                              "(no look-ahead: evaluate on held-out days only)")
-        if self.fleet < 1:
-            raise ConfigError(f"fleet must be >= 1 EV, got {self.fleet}")
-
-
 @dataclass
 class Evaluation:
     """Results: ``runs`` (one row per policy and day: the simulator summary plus controller figures),
@@ -124,53 +44,28 @@ class Evaluation:
     runs: pd.DataFrame
     slots: pd.DataFrame
     steps: pd.DataFrame
-    config: EvaluationConfig
+    config: StudyConfig
     seconds: float = 0.0
     extra: dict = field(default_factory=dict)
 
 
-def evaluate(trips: pd.DataFrame, zones: pd.DataFrame, config: EvaluationConfig, progress=None) -> Evaluation:
-    """Train on ``config.train`` and replay ``config.days`` under ``config.policies``.
+def evaluate(trips: pd.DataFrame, zones: pd.DataFrame, config: StudyConfig, progress=None) -> Evaluation:
+    """Train on ``config.evaluation.train`` and replay ``config.evaluation.days`` under its policies.
 
     ``trips`` is a validated canonical trips frame covering the training period and the days;
-    ``zones`` the canonical zone frame.  ``progress(day, policy)`` is called after each replay.
+    ``zones`` the canonical zone frame.  The study (regions, estimates, chargers) is built once with
+    :class:`drbalance.study.Study`; every policy of a day replays the same requests, fleet draw and
+    chargers.  ``progress(day, policy)`` is called after each replay.
     """
-    from data_pipeline.estimates import EstimateConfig, Estimates
-    from data_pipeline.panels import trip_panels
-    from data_pipeline.regions import RegionMap, estimate_circuity
-    from drbalance.sim import PlugSiting, SimConfig, Simulator
-
     t0 = time.perf_counter()
-    c = config
-    train_start, train_end = (pd.Timestamp(x).normalize() for x in c.train)
-    pt = trips["pickup_time"]
-    train_trips = trips[(pt >= train_start) & (pt < train_end + pd.Timedelta(days=1))]
-    if train_trips["pickup_time"].dt.normalize().nunique() < 2:
-        raise DataError(f"fewer than 2 days with trips in the training period {c.train[0]}..{c.train[1]}")
-    circuity = c.circuity if c.circuity is not None else estimate_circuity(train_trips, zones)
-    regions = RegionMap.from_zones(zones, circuity)
-    demand_w = np.bincount(regions.region_of(train_trips["pickup_zone"].to_numpy()), minlength=regions.n).astype(float)
-    if c.regions is not None:
-        regions = regions.coarsen(c.regions, demand_w, random_state=c.seed)
-        demand_w = np.bincount(regions.region_of(train_trips["pickup_zone"].to_numpy()),
-                               minlength=regions.n).astype(float)
-    panels = trip_panels(train_trips, regions, c.train[0], c.train[1], c.slot_minutes)
-    est = Estimates.fit(panels, regions, EstimateConfig(
-        slot_minutes=c.slot_minutes, horizon=c.horizon, epsilon=c.epsilon, delta=c.delta, n_bootstrap=c.n_bootstrap,
-        rank=c.rank, robust_radius=c.robust_radius, random_state=c.seed))
-    sim_cfg = SimConfig(fleet_size=c.fleet, seed=c.seed, slot_minutes=c.slot_minutes, speed_kmh=c.speed_kmh)
-    minutes = int(round(c.hours * 60))
+    study = Study.from_trips(trips, zones, config)
     runs, slot_frames, step_frames = [], [], []
-    for day_s in c.days:
+    sim = None
+    for day_s in config.evaluation.days:
         day = pd.Timestamp(day_s).normalize()
-        day_trips = trips[(pt >= day) & (pt < day + pd.Timedelta(days=1))]
-        if len(day_trips) == 0:
-            raise DataError(f"no accepted trips on evaluation day {day.date()}; check --days against the files")
-        for name in c.policies:
-            sim = Simulator.from_trips(day_trips, regions, day, sim_cfg,
-                                       siting=PlugSiting(per_vehicle=c.plugs_per_vehicle),
-                                       siting_weights=demand_w, zones=zones, minutes=minutes)
-            policy = build_policy(name, sim, est, c, c.reach_km, c.low_battery_reach_km, c.beta2)
+        for name in config.evaluation.policies:
+            sim = study.simulator(day)
+            policy = study.policy(name, sim)
             t1 = time.perf_counter()
             result = sim.run(policy)
             row, st = replay_row(name, day, result, policy, time.perf_counter() - t1)
@@ -182,36 +77,14 @@ def evaluate(trips: pd.DataFrame, zones: pd.DataFrame, config: EvaluationConfig,
                 progress(str(day.date()), name)
     steps = pd.concat(step_frames, ignore_index=True) if step_frames else pd.DataFrame()
     return Evaluation(pd.DataFrame(runs), pd.concat(slot_frames, ignore_index=True), steps, config,
-                      time.perf_counter() - t0, {"n_regions": regions.n, "circuity": circuity,
+                      time.perf_counter() - t0, {"n_regions": study.regions.n, "circuity": study.circuity,
                                                  "plugs_total": int(np.asarray(sim.plugs).sum())})
-
-
-def build_policy(name: str, sim, estimates, c, reach_km: float | None, low_battery_reach_km: float,
-                 beta2: float):
-    """Policy ``name`` for simulator ``sim``: a :class:`drbalance.controller.Controller` for the
-    optimisers (with ``greedy`` as its fallback) configured from ``c`` (an evaluation config with the
-    balancing fields), else the built-in policy.  Reaches in km."""
-    from drbalance.controller import Controller, ControllerConfig
-    from drbalance.policies import make_policy
-    from drbalance.problem import BalancingConfig
-
-    if name not in OPTIMISERS:
-        return make_policy(name, sim, estimates)
-    bal = BalancingConfig(mode=name, horizon=c.horizon, slot_minutes=c.slot_minutes, reach_km=reach_km,
-                          later_reach_km=c.later_reach_km, speed_kmh=c.speed_kmh,
-                          low_battery_reach_km=low_battery_reach_km, alpha=c.alpha, beta1=c.beta1, beta2=beta2,
-                          supply_floor=c.supply_floor, queue_allowance=c.queue_allowance)
-    ctl = ControllerConfig(mode=name, step_budget_s=c.step_budget_s, low_battery_reach_km=low_battery_reach_km,
-                           radius_scale=c.radius_scale)
-    return Controller(estimates, bal, ctl, fallback=make_policy("greedy", sim, estimates), name=name)
 
 
 def replay_row(name: str, day: pd.Timestamp, result, policy, wall_s: float) -> tuple[dict, pd.DataFrame | None]:
     """One ``runs`` row from a replay: the simulator's scalar summary, ``replay_s`` and, for a
     :class:`drbalance.controller.Controller`, its step/solver medians and fallbacks (NaN/0 otherwise);
     also returns the controller's steps frame tagged with the day (None for other policies)."""
-    from drbalance.controller import Controller
-
     row = {"policy": name, "day": str(day.date()),
            **{k: v for k, v in result.summary.items() if np.isscalar(v) or v is None}}
     row["replay_s"] = wall_s
@@ -298,7 +171,7 @@ def plot_day_profiles(ev: Evaluation, folder) -> list:
             ax.plot(prof.index * ev.config.slot_minutes / 60, prof.to_numpy(), label=name)
         ax.set_xlabel("hour of day")
         ax.set_ylabel(label)
-        ax.set_title(f"{label}: mean over {len(ev.config.days)} day(s)")
+        ax.set_title(f"{label}: mean over {s['day'].nunique()} day(s)")
         ax.legend()
         fig.tight_layout()
         p = folder / f"profile_{col}.png"

@@ -23,8 +23,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from drbalance.sim.fleet import CHARGING, IDLE, LOW, N_STATUS, REPOSITION, STATUS_NAMES
-from drbalance.sim.log import EVENT_CODES
+from drbalance.codes import CHARGING, EVENT_CODES, IDLE, LOW, N_STATUS, REPOSITION, STATUS_NAMES
 
 
 def mobility_fairness(D: np.ndarray, V: np.ndarray) -> dict[str, np.ndarray]:

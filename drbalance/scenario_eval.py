@@ -41,6 +41,7 @@ minute), eAMoD ``operationalCostPerTimestep / 15`` (per 15-min step, so the cost
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 
@@ -48,10 +49,92 @@ import numpy as np
 import pandas as pd
 
 from drbalance.errors import ConfigError, DataError
-from drbalance.evaluation import Evaluation, ReplayOptions, build_policy, replay_row
+from drbalance.config import BalancingConfig, ControllerConfig
+from drbalance.controller import Controller
+from drbalance.evaluation import Evaluation, replay_row
+from drbalance.policies import make_policy
+from drbalance.study_config import OPTIMISERS, POLICIES
 
 #: Monday; history days are consecutive weekdays from here, fresh days follow.
 FIRST_DAY = "2030-01-07"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReplayOptions:
+    """Replay choices of a scenario evaluation (the trip-log evaluation uses :class:`drbalance.study_config.StudyConfig`).
+
+    Units: km, minutes, seconds.  ``later_reach_km`` is the optimisers' reach for slots 2..K (None =
+    their full reach; 2.0 makes per-zone NYC 2.3x faster, see docs/balancing.md); ``supply_floor``
+    (vehicles) keeps ``r / (S + s)`` finite where no EV can reach a region; ``queue_allowance`` lets a
+    full charger region take that many queued EVs; ``radius_scale`` multiplies every set radius γ (for
+    sweeps); ``robust_radius``, ``epsilon``, ``delta``, ``n_bootstrap``, ``rank`` configure the
+    uncertainty sets (:class:`data_pipeline.estimates.EstimateConfig`); ``step_budget_s`` is the
+    controller's per-step budget.
+    """
+
+    policies: tuple[str, ...] = POLICIES
+    seed: int = 0
+    slot_minutes: int = 15
+    horizon: int = 4
+    speed_kmh: float = 20.0
+    plugs_per_vehicle: float = 0.1
+    later_reach_km: float | None = None
+    supply_floor: float = 1.0
+    queue_allowance: float = 1.0
+    alpha: float = 1.0
+    beta1: float = 1.0
+    radius_scale: float = 1.0
+    robust_radius: str = "chi2"
+    epsilon: float = 0.1
+    delta: float = 0.1
+    n_bootstrap: int = 500
+    rank: int | None = None
+    step_budget_s: float = 30.0
+
+    def __post_init__(self) -> None:
+        unknown = [p for p in self.policies if p not in POLICIES]
+        if unknown or not self.policies:
+            raise ConfigError(f"unknown policies {unknown}; choose from {', '.join(POLICIES)}")
+        if len(set(self.policies)) != len(self.policies):
+            raise ConfigError(f"policies repeat: {self.policies}")
+        if not self.radius_scale >= 0:
+            raise ConfigError(f"radius_scale must be >= 0, got {self.radius_scale}")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True, kw_only=True)
+class EvaluationConfig(ReplayOptions):
+    """Every choice of an evaluation run on trip logs (the CLI writes it next to the results).
+
+    Units: km, minutes, seconds; ``fleet`` in EVs.  ``regions`` coarsens the zones with seeded
+    demand-weighted k-means (None keeps every zone).  ``reach_km`` is the vacant-EV reach of the
+    optimisers (None: one slot of driving at ``speed_kmh``), ``low_battery_reach_km`` their charger
+    reach; the other options are :class:`ReplayOptions`.
+    """
+
+    train: tuple[str, str]
+    days: tuple[str, ...]
+    fleet: int
+    regions: int | None = 20
+    hours: float = 24.0
+    reach_km: float | None = 10.0
+    low_battery_reach_km: float = 9.0
+    beta2: float = 1.0
+    circuity: float | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.days:
+            raise ConfigError("no evaluation days given (--days D1,D2,...)")
+        last_train = pd.Timestamp(self.train[1]).normalize()
+        early = [d for d in self.days if pd.Timestamp(d).normalize() <= last_train]
+        if early:
+            raise ConfigError(f"evaluation days {early} are not after the training period ending {last_train.date()} "
+                              "(no look-ahead: evaluate on held-out days only)")
+        if self.fleet < 1:
+            raise ConfigError(f"fleet must be >= 1 EV, got {self.fleet}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -285,3 +368,18 @@ def scenario_policies_json(ev: Evaluation, table: pd.DataFrame) -> dict:
         if g["u_c_mean"].isna().all():
             p["u_c_mean"] = None
     return payload
+
+
+def build_policy(name: str, sim, estimates, c, reach_km: float | None, low_battery_reach_km: float,
+                 beta2: float):
+    """Policy ``name`` for simulator ``sim``: a :class:`drbalance.controller.Controller` for the
+    optimisers (with ``greedy`` as its fallback) configured from ``c`` (an evaluation config with the
+    balancing fields), else the built-in policy.  Reaches in km."""
+    if name not in OPTIMISERS:
+        return make_policy(name, sim, estimates)
+    bal = BalancingConfig(mode=name, horizon=c.horizon, slot_minutes=c.slot_minutes, reach_km=reach_km,
+                          later_reach_km=c.later_reach_km,
+                          low_battery_reach_km=low_battery_reach_km, alpha=c.alpha, beta1=c.beta1, beta2=beta2,
+                          supply_floor=c.supply_floor, queue_allowance=c.queue_allowance)
+    ctl = ControllerConfig(step_budget_s=c.step_budget_s, radius_scale=c.radius_scale)
+    return Controller(estimates, bal, ctl, fallback=make_policy("greedy", sim, estimates), name=name)

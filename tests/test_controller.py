@@ -16,7 +16,8 @@ from drbalance import datasets
 from drbalance.cli import main
 from drbalance.controller import Controller, ControllerConfig
 from drbalance.errors import ConfigError, SolverError
-from drbalance.evaluation import EvaluationConfig, compare, evaluate, policies_json
+from drbalance.evaluation import compare, evaluate, policies_json
+from drbalance.study_config import EvaluationSettings, StudyConfig
 from drbalance.policies import Moves, make_policy
 from drbalance.problem import BalancingConfig
 from drbalance.sim import PlugSiting, SimConfig, Simulator
@@ -52,7 +53,7 @@ def _sim(setup, fleet=300, hours=3):
 def test_controller_replays_and_records_steps(setup):
     est = setup[3]
     sim = _sim(setup)
-    ctl = Controller(est, BalancingConfig(mode="dr", horizon=3, **BAL), ControllerConfig(mode="dr"),
+    ctl = Controller(est, BalancingConfig(mode="dr", horizon=3, **BAL), ControllerConfig(),
                      fallback=make_policy("greedy", sim, est))
     res = sim.run(ctl)
     st = ctl.steps()
@@ -66,7 +67,7 @@ def test_controller_replays_and_records_steps(setup):
 
 def test_no_lookahead(setup):
     est = setup[3]
-    ctl = Controller(est, BalancingConfig(mode="nominal", horizon=3, **BAL), ControllerConfig(mode="nominal"))
+    ctl = Controller(est, BalancingConfig(mode="nominal", horizon=3, **BAL), ControllerConfig())
     from drbalance.state import FleetState
 
     n = est.regions.n
@@ -76,12 +77,18 @@ def test_no_lookahead(setup):
     ctl.plan(fs, pd.Timestamp("2021-03-02 08:00"))
 
 
+def small_study(policies) -> StudyConfig:
+    """200 EVs, 10 regions, K = 3, the first 10 hours of 2021-03-02 after training on February."""
+    return StudyConfig(horizon=3, sim=SimConfig(fleet_size=200), estimate=EstimateConfig(n_bootstrap=50),
+                       evaluation=EvaluationSettings(train=("2021-02-01", "2021-02-28"), days=("2021-03-02",),
+                                                     policies=policies, regions=10, hours=10))
+
+
 def test_future_records_do_not_leak(setup):
     """The evaluation of a day is identical whatever the records *after* the training period say,
     except the replayed day's own requests."""
     zones, f = setup[0], setup[1]
-    cfg = EvaluationConfig(train=("2021-02-01", "2021-02-28"), days=("2021-03-02",), fleet=200,
-                           policies=("greedy", "dr"), regions=10, horizon=3, hours=10, n_bootstrap=50)
+    cfg = small_study(policies=("greedy", "dr"))
     a = evaluate(f, zones, cfg)
     assert a.runs.set_index("policy").loc["dr", "balancing_km"] > 100  # the controller acts: a leak would show
     later = f[f.pickup_time >= "2021-03-03"].copy()
@@ -100,7 +107,7 @@ def test_future_records_do_not_leak(setup):
 def test_injected_solver_failures_fall_back_and_are_reported(setup, monkeypatch):
     est = setup[3]
     sim = _sim(setup)
-    ctl = Controller(est, BalancingConfig(mode="dr", horizon=3, **BAL), ControllerConfig(mode="dr"),
+    ctl = Controller(est, BalancingConfig(mode="dr", horizon=3, **BAL), ControllerConfig(),
                      fallback=make_policy("greedy", sim, est))
     real = ctl.problem.solve
     calls = {"n": 0}
@@ -129,7 +136,7 @@ def test_over_budget_is_a_fallback(setup):
     est = setup[3]
     sim = _sim(setup, hours=1)
     ctl = Controller(est, BalancingConfig(mode="nominal", horizon=3, **BAL),
-                     ControllerConfig(mode="nominal", step_budget_s=1e-9, use_previous=False),
+                     ControllerConfig(step_budget_s=1e-9, use_previous=False),
                      fallback=make_policy("noop", sim, est))
     sim.run(ctl)
     st = ctl.steps()
@@ -141,7 +148,7 @@ def test_previous_plan_fallback_conserves_vehicles(setup):
     from drbalance.state import FleetState
 
     n = est.regions.n
-    ctl = Controller(est, BalancingConfig(mode="nominal", horizon=3, **BAL), ControllerConfig(mode="nominal"))
+    ctl = Controller(est, BalancingConfig(mode="nominal", horizon=3, **BAL), ControllerConfig())
     rng = np.random.default_rng(0)
     fs = FleetState(rng.integers(0, 30, n), np.zeros(n), np.full(n, 3), np.zeros(n))
     plan = ctl.plan(fs, pd.Timestamp("2021-03-02 08:00"))
@@ -181,14 +188,35 @@ def test_evaluate_cli_contract(tmp_path):
 def test_zero_radius_dr_replays_like_nominal(setup):
     """γ = 0 end to end: the DR controller's replay equals the nominal one (MATH.md: γ = 0 is nominal)."""
     zones, f = setup[0], setup[1]
-    base = EvaluationConfig(train=("2021-02-01", "2021-02-28"), days=("2021-03-02",), fleet=200,
-                            policies=("nominal", "dr"), regions=10, horizon=3, hours=10, n_bootstrap=50)
-    import dataclasses
-
-    zero = evaluate(f, zones, dataclasses.replace(base, radius_scale=0.0)).runs.set_index("policy")
+    base = small_study(policies=("nominal", "dr"))
+    zero = evaluate(f, zones, base.with_values({"controller.radius_scale": 0.0})).runs.set_index("policy")
     assert zero.loc["dr", "served"] == zero.loc["nominal", "served"]
     assert zero.loc["dr", "u_m_mean"] == pytest.approx(zero.loc["nominal", "u_m_mean"], abs=1e-6)
     assert zero.loc["dr", "balancing_km"] == pytest.approx(zero.loc["nominal", "balancing_km"], rel=1e-3)
     assert zero.loc["nominal", "balancing_km"] > 100  # the optimisers do move EVs here (not a vacuous check)
     full = evaluate(f, zones, base).runs.set_index("policy")
     assert full.loc["dr", "balancing_km"] != pytest.approx(full.loc["nominal", "balancing_km"], rel=1e-3)
+
+
+def test_controller_solves_the_mode_of_its_balancing_config(setup):
+    """The mode lives in BalancingConfig only: a nominal config makes the controller solve the nominal
+    problem (the first build solved DR whatever the BalancingConfig said)."""
+    est = setup[3]
+    n = est.regions.n
+    from drbalance.problem import BalancingProblem
+    from drbalance.state import FleetState
+
+    fs = FleetState(np.full(n, 6), np.zeros(n), np.full(n, 2), np.zeros(n))
+    t = pd.Timestamp("2021-03-02 08:00")
+    plans = {}
+    for mode in ("nominal", "dr"):
+        bal = BalancingConfig(mode=mode, horizon=3)
+        ctl = Controller(est, bal)
+        plans[mode] = ctl.plan(fs, t)
+        assert ctl.mode == mode and ctl.steps()["mode"].tolist() == [mode]
+        assert plans[mode].mode == mode
+        direct = BalancingProblem(est.regions, bal).solve(fs, ctl.forecasts(t.normalize(), 32))
+        assert plans[mode].objective == pytest.approx(direct.objective, rel=1e-9)
+    # and the two modes really differ here (the test would pass vacuously otherwise)
+    assert plans["dr"].objective != pytest.approx(plans["nominal"].objective, rel=1e-6)
+    assert not hasattr(ControllerConfig(), "mode")

@@ -19,6 +19,14 @@ from drbalance.synthetic import synthetic_city
 
 MODES = ("nominal", "demand_robust", "dr")
 
+#: The per-zone prototype's problem settings the synthetic test cities are built around (reach 4.5 km,
+#: chargers within 3 km, MATH.md's supply floor and queue allowance of 0).
+PROTO = dict(reach_km=4.5, low_battery_reach_km=3.0, supply_floor=0.0, queue_allowance=0.0)
+
+
+def without(d: dict, *keys: str) -> dict:
+    return {k: v for k, v in d.items() if k not in keys}
+
 
 @pytest.fixture(scope="module")
 def city():
@@ -66,7 +74,7 @@ def _check_plan(problem: BalancingProblem, plan, state: FleetState, fc: Forecast
 @pytest.mark.parametrize("mode", MODES)
 def test_fast_path_matches_cvxpy_reference(city, instance, mode):
     state, fc = instance
-    problem = BalancingProblem(city.regions, BalancingConfig(mode=mode, horizon=3))
+    problem = BalancingProblem(city.regions, BalancingConfig(**PROTO, mode=mode, horizon=3))
     fast = problem.solve(state, fc)
     ref = problem.solve_reference(state, fc, solver="clarabel")
     assert fast.solver == "clarabel" and fast.status == "optimal"
@@ -87,7 +95,7 @@ def test_power_cone_alpha_and_mobility_match_reference(city, instance):
         P = 0.7 * sp.identity(n) + sp.csr_matrix((np.full(n, 0.25), (np.arange(n), rng.integers(0, n, n))), (n, n))
         mats.append(P.tocsr())
     for alpha in (1.0, 1.5):
-        problem = BalancingProblem(city.regions, BalancingConfig(mode="dr", horizon=K, alpha=alpha), mobility=mats)
+        problem = BalancingProblem(city.regions, BalancingConfig(**PROTO, mode="dr", horizon=K, alpha=alpha), mobility=mats)
         fast = problem.solve(state, fc)
         ref = problem.solve_reference(state, fc)
         assert _rel(fast.objective, ref.objective) < 1e-5, alpha
@@ -95,7 +103,7 @@ def test_power_cone_alpha_and_mobility_match_reference(city, instance):
 
 
 def test_re_solve_updates_data_without_rebuilding(city):
-    problem = BalancingProblem(city.regions, BalancingConfig(mode="dr", horizon=3))
+    problem = BalancingProblem(city.regions, BalancingConfig(**PROTO, mode="dr", horizon=3))
     rng = np.random.default_rng(1)
     plans = []
     for step in range(3):  # steps 0 and 1 use different windows: the covariance values in A change
@@ -106,14 +114,14 @@ def test_re_solve_updates_data_without_rebuilding(city):
     assert solver._solver is not None and solver._A_version == 3
     # each updated solve still equals a from-scratch reference solve
     for plan, state, fc in plans[1:]:
-        ref = BalancingProblem(city.regions, BalancingConfig(mode="dr", horizon=3)).solve_reference(state, fc)
+        ref = BalancingProblem(city.regions, BalancingConfig(**PROTO, mode="dr", horizon=3)).solve_reference(state, fc)
         assert _rel(plan.objective, ref.objective) < 1e-5
 
 
 def test_scs_fast_path_is_close(city, instance):
     state, fc = instance
-    exact = BalancingProblem(city.regions, BalancingConfig(mode="dr", horizon=3)).solve(state, fc)
-    scs = BalancingProblem(city.regions, BalancingConfig(mode="dr", horizon=3, solver="scs", scs_eps=1e-7))
+    exact = BalancingProblem(city.regions, BalancingConfig(**PROTO, mode="dr", horizon=3)).solve(state, fc)
+    scs = BalancingProblem(city.regions, BalancingConfig(**PROTO, mode="dr", horizon=3, solver="scs", scs_eps=1e-7))
     plan = scs.solve(state, fc)
     assert plan.solver == "scs" and _rel(plan.objective, exact.objective) < 1e-3
     again = scs.solve(state, fc)  # warm-started from the previous solution
@@ -128,7 +136,7 @@ def test_dr_closed_form_equals_brute_force_inner_max(city, instance):
     state, fc = instance
     small = synthetic_city(6, horizon=2, seed=11, n_days=8, start_slots=(40,), n_bootstrap=50)
     st, f = small.draw(np.random.default_rng(2), 0)
-    problem = BalancingProblem(small.regions, BalancingConfig(mode="dr", horizon=2))
+    problem = BalancingProblem(small.regions, BalancingConfig(**PROTO, mode="dr", horizon=2))
     plan = problem.solve(st, f)
     uset = f.demand_mean_set
     lo, _ = f.supply_mean_set.component_bounds()
@@ -163,7 +171,7 @@ def test_gamma_zero_reproduces_nominal(city, instance):
     zero = dataclasses.replace(fc, demand_mean_set=dataclasses.replace(fc.demand_mean_set, radius=0.0),
                                supply_mean_set=dataclasses.replace(fc.supply_mean_set, radius=0.0),
                                demand_robust_set=dataclasses.replace(fc.demand_robust_set, radius=0.0))
-    problem = BalancingProblem(city.regions, BalancingConfig(horizon=3))
+    problem = BalancingProblem(city.regions, BalancingConfig(**PROTO, horizon=3))
     nominal = problem.solve(state, zero, mode="nominal")
     for mode in ("dr", "demand_robust"):
         plan = problem.solve(state, zero, mode=mode)
@@ -174,7 +182,7 @@ def test_gamma_zero_reproduces_nominal(city, instance):
 
 def test_robust_modes_cost_more_than_nominal(city, instance):
     state, fc = instance
-    problem = BalancingProblem(city.regions, BalancingConfig(horizon=3))
+    problem = BalancingProblem(city.regions, BalancingConfig(**PROTO, horizon=3))
     nom = problem.solve(state, fc, mode="nominal")
     dr = problem.solve(state, fc, mode="dr")
     rob = problem.solve(state, fc, mode="demand_robust")
@@ -191,7 +199,7 @@ def test_robust_modes_cost_more_than_nominal(city, instance):
 
 def test_raw_weights_without_normalisation(city, instance):
     state, fc = instance
-    cfg = BalancingConfig(mode="nominal", horizon=3, normalise=False, beta1=2.0, beta2=0.5)
+    cfg = BalancingConfig(**PROTO, mode="nominal", horizon=3, normalise=False, beta1=2.0, beta2=0.5)
     plan = BalancingProblem(city.regions, cfg).solve(state, fc)
     t = plan.terms
     assert plan.objective == pytest.approx(t["idle_km"] + 2.0 * t["supply_demand"] + 0.5 * t["charging"], rel=1e-12)
@@ -209,10 +217,10 @@ def test_later_reach_and_inflow_and_queue(city, instance):
     st2 = FleetState(state.vacant, state.low_battery, state.plugs, occ)
     fc2 = dataclasses.replace(fc, low_battery_inflow=inflow)
     with pytest.raises(InfeasibleError, match="queue_allowance"):
-        BalancingProblem(city.regions, BalancingConfig(mode="dr", horizon=K)).solve(st2, fc2)
+        BalancingProblem(city.regions, BalancingConfig(**PROTO, mode="dr", horizon=K)).solve(st2, fc2)
     qa = np.zeros(n)
     qa[j] = 3.0
-    cfg = BalancingConfig(mode="dr", horizon=K, queue_allowance=qa, later_reach_km=2.0)
+    cfg = BalancingConfig(**without(PROTO, "queue_allowance"), mode="dr", horizon=K, queue_allowance=qa, later_reach_km=2.0)
     problem = BalancingProblem(city.regions, cfg)
     plan = problem.solve(st2, fc2)
     ref = problem.solve_reference(st2, fc2)
@@ -244,7 +252,7 @@ def _flat_forecasts(n: int, K: int, demand: float = 2.0, supply: float = 1.0) ->
 def test_no_reachable_charger_raises_named_error():
     regions = _line_city([0, 1, 2, 10, 11])
     state = FleetState([3, 2, 2, 4, 1], [0, 0, 0, 0, 12], [6, 0, 0, 0, 0], [0, 0, 0, 0, 0])
-    problem = BalancingProblem(regions, BalancingConfig(mode="nominal", horizon=2))
+    problem = BalancingProblem(regions, BalancingConfig(**PROTO, mode="nominal", horizon=2))
     msg = r"12 low-battery EVs in region 4 \(zone4\) now have no charger within 3 km"
     with pytest.raises(InfeasibleError, match=msg):
         problem.solve(state, _flat_forecasts(5, 2))
@@ -254,10 +262,10 @@ def test_no_reachable_supply_raises_named_error():
     regions = _line_city([0, 1, 2, 30])
     state = FleetState([3, 2, 2, 0], [0, 0, 0, 0], [6, 0, 0, 0], [1, 0, 0, 0])
     fc = Forecasts(np.full((2, 4), 2.0), np.array([[1.0, 1, 1, 0], [1, 1, 1, 0]]))
-    problem = BalancingProblem(regions, BalancingConfig(mode="nominal", horizon=2))
+    problem = BalancingProblem(regions, BalancingConfig(**PROTO, mode="nominal", horizon=2))
     with pytest.raises(InfeasibleError, match=r"demand in region 3 \(zone3\) has no reachable supply in slot 1"):
         problem.solve(state, fc)
-    ok = BalancingProblem(regions, BalancingConfig(mode="nominal", horizon=2, supply_floor=0.1)).solve(state, fc)
+    ok = BalancingProblem(regions, BalancingConfig(**without(PROTO, "supply_floor"), mode="nominal", horizon=2, supply_floor=0.1)).solve(state, fc)
     assert ok.status == "optimal"
 
 
@@ -265,7 +273,7 @@ def test_regional_plug_shortage_is_reported_by_the_solver():
     # two clusters 20 km apart; the west one has 8 low-battery EVs but only 2 free plugs nearby
     regions = _line_city([0, 1, 20, 21])
     state = FleetState([2, 2, 2, 2], [4, 4, 0, 0], [3, 0, 40, 0], [1, 0, 0, 0])
-    problem = BalancingProblem(regions, BalancingConfig(mode="nominal", horizon=2))
+    problem = BalancingProblem(regions, BalancingConfig(**PROTO, mode="nominal", horizon=2))
     with pytest.raises(InfeasibleError, match="infeasible.*free plugs reachable"):
         problem.solve(state, _flat_forecasts(4, 2))
 
@@ -283,7 +291,7 @@ def test_data_errors(city, instance):
         FleetState(np.full(n, 0.5), np.zeros(n), np.zeros(n), np.zeros(n))
     with pytest.raises(DataError, match="NaN"):
         Forecasts(np.full((3, n), np.nan), np.ones((3, n)))
-    problem = BalancingProblem(city.regions, BalancingConfig(mode="dr", horizon=3))
+    problem = BalancingProblem(city.regions, BalancingConfig(**PROTO, mode="dr", horizon=3))
     with pytest.raises(DataError, match="expected \\(K=3"):
         problem.solve(state, Forecasts(np.ones((2, n)), np.ones((2, n))))
     with pytest.raises(DataError, match="demand_mean_set"):
@@ -294,11 +302,11 @@ def test_data_errors(city, instance):
     with pytest.raises(DataError, match="regions"):
         problem.solve(FleetState(np.ones(3), np.zeros(3), np.zeros(3), np.zeros(3)), fc)
     with pytest.raises(ConfigError):
-        BalancingConfig(mode="robustish")
+        BalancingConfig(**PROTO, mode="robustish")
     with pytest.raises(ConfigError):
-        BalancingConfig(low_battery_reach_km=9.0)
+        BalancingConfig(**without(PROTO, "low_battery_reach_km"), low_battery_reach_km=9.0)
     with pytest.raises(ConfigError):
-        BalancingConfig(later_reach_km=9.0)
+        BalancingConfig(**PROTO, later_reach_km=9.0)
 
 
 def test_status_mapping():
@@ -322,7 +330,7 @@ def test_mosek_without_licence_raises_licence_error(city, instance):
         pytest.skip("a MOSEK licence is installed here; the no-licence path cannot be exercised")
     assert resolve_solver("auto") == "clarabel"
     state, fc = instance
-    problem = BalancingProblem(city.regions, BalancingConfig(mode="dr", horizon=3, solver="mosek"))
+    problem = BalancingProblem(city.regions, BalancingConfig(**PROTO, mode="dr", horizon=3, solver="mosek"))
     with pytest.raises(LicenceError, match="MOSEKLM_LICENSE_FILE.*mosek.lic"):
         problem.solve(state, fc)
 
@@ -332,8 +340,8 @@ def test_mosek_matches_clarabel(city, instance):
     if not mosek_licence_available():
         pytest.skip("no MOSEK licence found (set MOSEKLM_LICENSE_FILE or install ~/mosek/mosek.lic)")
     state, fc = instance
-    a = BalancingProblem(city.regions, BalancingConfig(mode="dr", horizon=3)).solve(state, fc)
-    b = BalancingProblem(city.regions, BalancingConfig(mode="dr", horizon=3, solver="mosek")).solve(state, fc)
+    a = BalancingProblem(city.regions, BalancingConfig(**PROTO, mode="dr", horizon=3)).solve(state, fc)
+    b = BalancingProblem(city.regions, BalancingConfig(**PROTO, mode="dr", horizon=3, solver="mosek")).solve(state, fc)
     assert b.solver == "mosek" and _rel(a.objective, b.objective) < 1e-5
 
 
@@ -354,15 +362,15 @@ def test_forecasts_from_nyc_estimates_solve():
     fc = Forecasts.from_estimates(est, "2021-02-02", 8)
     assert fc.demand.shape == (2, 8) and fc.demand_mean_set.dim == 16
     state = FleetState(np.full(8, 5), np.r_[2, np.zeros(7)], np.r_[4, 4, np.zeros(6)], np.zeros(8))
-    cfg = BalancingConfig(mode="dr", horizon=2, slot_minutes=60, reach_km=15.0, low_battery_reach_km=15.0, scs_eps=1e-9)
+    cfg = BalancingConfig(**without(PROTO, "reach_km", "low_battery_reach_km"), mode="dr", horizon=2, slot_minutes=60, reach_km=15.0, low_battery_reach_km=15.0, scs_eps=1e-9)
     problem = BalancingProblem(regions, cfg)
     plan = problem.solve(state, fc)
     # cvxpy + Clarabel stops "almost solved" on this instance (2e-5 off); cvxpy + SCS at 1e-9 is the reference
     ref = problem.solve_reference(state, fc, solver="scs")
     assert _rel(plan.objective, ref.objective) < 1e-5
     _check_plan(problem, plan, state, fc)
-    moves = plan.first_slot_moves()
-    assert set(moves.columns) == {"origin", "dest", "vehicles", "kind"}
+    moves = plan.moves().to_frame()
+    assert list(moves.columns) == ["origin", "destination", "count", "kind"]
 
 
 def test_bench_solve_cli(tmp_path):
@@ -388,7 +396,7 @@ def test_uncertainty_set_kind_is_checked(city, instance):
     wrong = dataclasses.replace(fc, demand_mean_set=UncertaintySet(fc.demand.ravel(), np.zeros((fc.demand.size, 0)),
                                                                     np.ones(fc.demand.size), 1.0, "robust", 5, 0.9))
     with pytest.raises(DataError, match="kind 'mean'"):
-        BalancingProblem(city.regions, BalancingConfig(mode="dr", horizon=3)).solve(state, wrong)
+        BalancingProblem(city.regions, BalancingConfig(**PROTO, mode="dr", horizon=3)).solve(state, wrong)
 
 
 def test_diagonal_only_set_and_later_slot_supply_check(city, instance):
@@ -396,7 +404,7 @@ def test_diagonal_only_set_and_later_slot_supply_check(city, instance):
     d = fc.demand.size
     diag_only = dataclasses.replace(fc.demand_mean_set, factor=np.zeros((d, 0)), diag=fc.demand_mean_set.variances())
     fc0 = dataclasses.replace(fc, demand_mean_set=diag_only)
-    problem = BalancingProblem(city.regions, BalancingConfig(mode="dr", horizon=3))
+    problem = BalancingProblem(city.regions, BalancingConfig(**PROTO, mode="dr", horizon=3))
     plan = problem.solve(state, fc0)
     assert plan.diagnostics["rank"] == 0
     assert _rel(plan.objective, problem.solve_reference(state, fc0).objective) < 1e-5
@@ -404,15 +412,14 @@ def test_diagonal_only_set_and_later_slot_supply_check(city, instance):
     # supply, and those EVs are vacant there in slot 2 (the support check propagates them; no error)
     regions = _line_city([0, 1, 2, 30])
     st = FleetState([3, 2, 2, 0], [0, 0, 0, 0], [6, 0, 0, 0], [1, 0, 0, 0])
-    fc1 = Forecasts(np.full((2, 4), 2.0), np.array([[1.0, 1, 1, 0], [1, 1, 1, 0]]))
-    fc1.supply[0, 3] = 0.5
-    ok = BalancingProblem(regions, BalancingConfig(mode="nominal", horizon=2)).solve(st, fc1)
+    fc1 = Forecasts(np.full((2, 4), 2.0), np.array([[1.0, 1, 1, 0.5], [1, 1, 1, 0]]))
+    ok = BalancingProblem(regions, BalancingConfig(**PROTO, mode="nominal", horizon=2)).solve(st, fc1)
     assert ok.supply_after[1, 3] == pytest.approx(0.5, abs=1e-6)
 
 
 def test_evaluate_do_nothing_and_infinite_terms(city, instance):
     state, fc = instance
-    problem = BalancingProblem(city.regions, BalancingConfig(mode="dr", horizon=3))
+    problem = BalancingProblem(city.regions, BalancingConfig(**PROTO, mode="dr", horizon=3))
     X0, Y0 = problem.do_nothing(state, fc)
     plan = problem.solve(state, fc)
     # the optimum is no worse than doing nothing for the vacant fleet (low-battery routing held at the plan's)

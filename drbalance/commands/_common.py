@@ -10,31 +10,7 @@ from typing import Any
 import numpy as np
 
 from drbalance.errors import ConfigError
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, np.ndarray):
-        return [_jsonable(v) for v in value.tolist()]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None  # JSON has no NaN/inf; null says "not defined"
-    if isinstance(value, Path):
-        return str(value)
-    return value
-
-
-def write_json(path: str | Path | None, payload: dict[str, Any]) -> None:
-    """Write ``payload`` as indented JSON to ``path`` (parent folders created); no-op for None."""
-    if path is None:
-        return
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(_jsonable(payload), indent=2, sort_keys=False) + "\n")
+from drbalance.io import jsonable, write_json  # noqa: F401 - the commands write through these
 
 
 def parse_period(text: str, option: str) -> tuple[str, str]:

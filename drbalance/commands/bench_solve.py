@@ -73,7 +73,8 @@ def bench(args: argparse.Namespace) -> dict:
     """Library entry behind the CLI: build the city, solve ``1 + steps`` times, summarise."""
     from threadpoolctl import threadpool_limits
 
-    from drbalance.problem import BalancingConfig, BalancingProblem
+    from drbalance.config import BalancingConfig
+    from drbalance.problem import BalancingProblem
     from drbalance.synthetic import nyc_city, synthetic_city
 
     if args.steps < 1:
@@ -88,8 +89,11 @@ def bench(args: argparse.Namespace) -> dict:
             raise ConfigError("--regions N is required for the synthetic city")
         city = synthetic_city(args.regions, horizon=args.horizon, seed=args.seed, rank=args.rank, n_days=args.days)
     setup_s = time.perf_counter() - t0
+    # the benchmark city is the per-zone prototype: chargers within 3 km, MATH.md's supply floor and
+    # queue allowance of 0 (every re-solve must be feasible without them)
     config = BalancingConfig(mode=args.mode, horizon=args.horizon, reach_km=args.reach_km,
-                             later_reach_km=args.later_reach_km, solver=args.solver, tol=args.tol,
+                             later_reach_km=args.later_reach_km, low_battery_reach_km=min(3.0, args.reach_km),
+                             supply_floor=0.0, queue_allowance=0.0, solver=args.solver, tol=args.tol,
                              scs_eps=args.scs_eps, accept_inaccurate=args.accept_inaccurate)
     problem = BalancingProblem(city.regions, config)
     rng = np.random.default_rng(args.seed)

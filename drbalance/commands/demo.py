@@ -71,18 +71,19 @@ def run(args: argparse.Namespace) -> int:
     write_outputs(main, out / "estimates", args.json)
     total = sum(r.summary["seconds"] for r in results.values())
     if not args.skip_evaluation:
-        from drbalance.commands.evaluate import print_comparison, run_evaluation, write_evaluation
         from drbalance.commands._common import parse_period
-        from drbalance.evaluation import EvaluationConfig
+        from drbalance.commands.evaluate import print_comparison, run_evaluation, write_evaluation
+        from drbalance.study_config import StudyConfig
 
-        cfg = EvaluationConfig(train=parse_period(args.train, "--train"),
-                               days=tuple(d.strip() for d in args.days.split(",") if d.strip()), fleet=args.fleet,
-                               policies=tuple(p.strip() for p in args.policies.split(",") if p.strip()),
-                               seed=args.seed, regions=args.regions, slot_minutes=args.slot_minutes,
-                               horizon=args.horizon, hours=args.hours, robust_radius=args.robust_radius,
-                               n_bootstrap=args.bootstrap)
-        console.print(f"[bold]Evaluation[/]: {len(cfg.days)} held-out day(s), {cfg.fleet} EVs, policies "
-                      f"{', '.join(cfg.policies)}")
+        cfg = StudyConfig().with_values({
+            "evaluation.train": list(parse_period(args.train, "--train")),
+            "evaluation.days": [d.strip() for d in args.days.split(",") if d.strip()],
+            "evaluation.policies": [p.strip() for p in args.policies.split(",") if p.strip()],
+            "evaluation.regions": args.regions or 0, "evaluation.hours": args.hours, "sim.fleet_size": args.fleet,
+            "seed": args.seed, "slot_minutes": args.slot_minutes, "horizon": args.horizon,
+            "estimate.robust_radius": args.robust_radius, "estimate.n_bootstrap": args.bootstrap})
+        console.print(f"[bold]Evaluation[/]: {len(cfg.evaluation.days)} held-out day(s), {cfg.sim.fleet_size} EVs, "
+                      f"policies {', '.join(cfg.evaluation.policies)}")
         ev, table = run_evaluation(trips, args.zones, cfg, console=console)
         print_comparison(ev, table, console)
         write_evaluation(ev, table, out / "evaluation", out / "evaluation.json")

@@ -4,11 +4,13 @@ CLI contract (relied on by other tools; add options, never rename)::
 
     drbalance evaluate TRIPS... [--zones CSV] --train A:B --days D1,D2,... --fleet N
                        --policies noop,greedy,nominal,demand_robust,dr --seed 0 --out DIR --json PATH
+    drbalance evaluate TRIPS... --config FILE.toml [any option above overrides the file]
 
 Trains forecasts and uncertainty sets on ``--train``, replays every day of ``--days`` with each
 policy on identical requests, fleet draw and chargers, and writes: the comparison table (mean and
 95 % interval over days, % change vs ``nominal``) as ``comparison.csv``, per-run and per-slot
-parquet, controller steps, plots of each metric over the day per policy, the resolved config, and to
+parquet, controller steps, plots of each metric over the day per policy, the resolved configuration
+(``config.toml``: re-run it with ``--config DIR/config.toml`` to reproduce the results), and to
 PATH ``{"policies": {name: {balancing_km, u_m_mean, u_c_mean, served, unserved, step_s_median,
 fallbacks, ...}}}``.
 """
@@ -16,12 +18,12 @@ fallbacks, ...}}}``.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
 from drbalance.commands._common import parse_period, write_json
 from drbalance.errors import ConfigError, DataError
+from drbalance.study_config import StudyConfig
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -34,46 +36,73 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+#: ``--option`` -> dotted :class:`StudyConfig` key (a flag given on the command line overrides the
+#: ``--config`` file's value; one not given leaves it, or the default, alone).
+OPTION_KEYS = {
+    "fleet": "sim.fleet_size", "policies": "evaluation.policies", "seed": "seed", "regions": "evaluation.regions",
+    "slot_minutes": "slot_minutes", "horizon": "horizon", "hours": "evaluation.hours",
+    "reach_km": "balancing.reach_km", "later_reach_km": "balancing.later_reach_km",
+    "low_battery_reach_km": "balancing.low_battery_reach_km", "supply_floor": "balancing.supply_floor",
+    "queue_allowance": "balancing.queue_allowance", "beta1": "balancing.beta1", "beta2": "balancing.beta2",
+    "alpha": "balancing.alpha", "radius_scale": "controller.radius_scale", "robust_radius": "estimate.robust_radius",
+    "bootstrap": "estimate.n_bootstrap", "plugs_per_vehicle": "evaluation.plugs_per_vehicle",
+    "step_budget": "controller.step_budget_s", "train": "evaluation.train", "days": "evaluation.days",
+}
+
+
 def add_evaluate_options(p: argparse.ArgumentParser, required: bool = True) -> None:
+    """The study options of ``evaluate`` (and ``demo``); defaults live in :class:`StudyConfig`."""
+    d = StudyConfig()
+    p.add_argument("--config", type=Path, default=None,
+                   help="study configuration TOML (e.g. examples/study.toml or a results folder's config.toml); "
+                        "options given here override its values")
     p.add_argument("--zones", type=Path, default=None, help="TLC taxi_zone_lookup.csv (default: beside the trips)")
-    p.add_argument("--train", required=required, help="training period START:END (inclusive)")
-    p.add_argument("--days", required=required, help="comma-separated evaluation days after the training period")
-    p.add_argument("--fleet", type=int, required=required, help="number of EVs")
-    p.add_argument("--policies", default="noop,greedy,nominal,demand_robust,dr")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--regions", type=int, default=20, help="coarsen zones into K regions (0 = one per zone)")
-    p.add_argument("--slot-minutes", type=int, default=15)
-    p.add_argument("--horizon", type=int, default=4)
-    p.add_argument("--hours", type=float, default=24.0, help="replay the first H hours of each day")
-    p.add_argument("--reach-km", type=float, default=10.0, help="vacant-EV reach of the optimisers (km)")
+    p.add_argument("--train", default=None, help="training period START:END (inclusive)" +
+                   ("; required unless --config sets it" if required else ""))
+    p.add_argument("--days", default=None, help="comma-separated evaluation days after the training period")
+    p.add_argument("--fleet", type=int, default=None, help=f"number of EVs (default {d.sim.fleet_size})")
+    p.add_argument("--policies", default=None, help=f"comma-separated (default {','.join(d.evaluation.policies)})")
+    p.add_argument("--seed", type=int, default=None, help=f"seed of every draw (default {d.seed})")
+    p.add_argument("--regions", type=int, default=None,
+                   help=f"coarsen zones into K regions, 0 = one per zone (default {d.evaluation.regions})")
+    p.add_argument("--slot-minutes", type=int, default=None, help=f"default {d.slot_minutes}")
+    p.add_argument("--horizon", type=int, default=None, help=f"slots K (default {d.horizon})")
+    p.add_argument("--hours", type=float, default=None, help="replay the first H hours of each day (default 24)")
+    p.add_argument("--reach-km", type=float, default=None,
+                   help=f"vacant-EV reach of the optimisers (default {d.balancing.reach_km:g} km)")
     p.add_argument("--later-reach-km", type=float, default=None,
                    help="reach of slots 2..K (default: same as --reach-km; 2.0 speeds up per-zone runs)")
-    p.add_argument("--low-battery-reach-km", type=float, default=9.0, help="charger reach of low-battery EVs (km)")
-    p.add_argument("--supply-floor", type=float, default=1.0, help="vehicles added to each S + s denominator")
-    p.add_argument("--queue-allowance", type=float, default=1.0, help="queued EVs allowed per charger region")
-    p.add_argument("--beta1", type=float, default=1.0)
-    p.add_argument("--beta2", type=float, default=1.0)
-    p.add_argument("--alpha", type=float, default=1.0)
-    p.add_argument("--radius-scale", type=float, default=1.0, help="multiply every set radius (sweeps)")
-    p.add_argument("--robust-radius", default="chi2", choices=["chi2", "conformal"])
-    p.add_argument("--bootstrap", type=int, default=500)
-    p.add_argument("--plugs-per-vehicle", type=float, default=0.1)
-    p.add_argument("--step-budget", type=float, default=30.0, help="per-step solve budget (s) before fallback")
+    p.add_argument("--low-battery-reach-km", type=float, default=None,
+                   help=f"charger reach of low-battery EVs (default {d.balancing.low_battery_reach_km:g} km)")
+    p.add_argument("--supply-floor", type=float, default=None, help="vehicles added to each S + s denominator")
+    p.add_argument("--queue-allowance", type=float, default=None, help="queued EVs allowed per charger region")
+    p.add_argument("--beta1", type=float, default=None)
+    p.add_argument("--beta2", type=float, default=None)
+    p.add_argument("--alpha", type=float, default=None)
+    p.add_argument("--radius-scale", type=float, default=None, help="multiply every set radius (sweeps)")
+    p.add_argument("--robust-radius", default=None, choices=["chi2", "conformal"])
+    p.add_argument("--bootstrap", type=int, default=None, help="bootstrap resamples of the DR radius")
+    p.add_argument("--plugs-per-vehicle", type=float, default=None)
+    p.add_argument("--step-budget", type=float, default=None, help="per-step solve budget (s) before fallback")
 
 
-def config_from_args(args: argparse.Namespace) -> "EvaluationConfig":
-    from drbalance.evaluation import EvaluationConfig
-
-    train = parse_period(args.train, "--train")
-    days = tuple(d.strip() for d in args.days.split(",") if d.strip())
-    return EvaluationConfig(
-        train=train, days=days, fleet=args.fleet, policies=tuple(p.strip() for p in args.policies.split(",") if p.strip()),
-        seed=args.seed, regions=args.regions or None, slot_minutes=args.slot_minutes, horizon=args.horizon,
-        hours=args.hours, reach_km=args.reach_km, later_reach_km=args.later_reach_km,
-        low_battery_reach_km=args.low_battery_reach_km,
-        supply_floor=args.supply_floor, queue_allowance=args.queue_allowance, alpha=args.alpha, beta1=args.beta1,
-        beta2=args.beta2, radius_scale=args.radius_scale, robust_radius=args.robust_radius,
-        n_bootstrap=args.bootstrap, plugs_per_vehicle=args.plugs_per_vehicle, step_budget_s=args.step_budget)
+def config_from_args(args: argparse.Namespace) -> StudyConfig:
+    """The resolved :class:`StudyConfig`: ``--config`` file (or the defaults), then the options given."""
+    base = StudyConfig.from_toml(args.config) if args.config is not None else None
+    if base is None and (args.train is None or args.days is None):
+        raise ConfigError("--train and --days are required (or --config FILE.toml that sets "
+                          "evaluation.train and evaluation.days)")
+    values = {}
+    for option, key in OPTION_KEYS.items():
+        v = getattr(args, option, None)
+        if v is None:
+            continue
+        if option == "train":
+            v = list(parse_period(v, "--train"))
+        elif option in ("days", "policies"):
+            v = [x.strip() for x in v.split(",") if x.strip()]
+        values[key] = v
+    return (base or StudyConfig()).with_values(values)
 
 
 def run_evaluation(trip_files: list[Path], zones_path: Path | None, config, console=None):
@@ -88,9 +117,10 @@ def run_evaluation(trip_files: list[Path], zones_path: Path | None, config, cons
     if not zones_path.is_file():
         raise DataError(f"zone lookup {zones_path} not found; pass --zones PATH/taxi_zone_lookup.csv")
     zones = read_nyc_zones(zones_path)
-    last = max(pd.Timestamp(d) for d in config.days)
-    ing = read_tlc_trips(trip_files, zones, period=(config.train[0], str(last.date())))
-    total = len(config.days) * len(config.policies)
+    ev_cfg = config.evaluation
+    last = max(pd.Timestamp(d) for d in ev_cfg.days)
+    ing = read_tlc_trips(trip_files, zones, period=(ev_cfg.train[0], str(last.date())))
+    total = len(ev_cfg.days) * len(ev_cfg.policies)
     with Progress(console=console, transient=True) as bar:
         task = bar.add_task("replaying", total=total)
 
@@ -109,7 +139,7 @@ def print_comparison(ev, table, console=None) -> None:
     from drbalance.evaluation import METRICS
 
     console = console or Console()
-    t = Table(title=f"{len(ev.config.days)} day(s), {ev.config.fleet} EVs, {ev.extra.get('n_regions')} regions: "
+    t = Table(title=f"{len(ev.config.evaluation.days)} day(s), {ev.config.sim.fleet_size} EVs, {ev.extra.get('n_regions')} regions: "
                     "mean [95 % interval] (change vs nominal)")
     t.add_column("metric")
     names = list(dict.fromkeys(ev.runs["policy"]))
@@ -137,7 +167,7 @@ def write_evaluation(ev, table, out: Path | None, json_path: Path | None) -> dic
     from drbalance.evaluation import plot_day_profiles, policies_json
 
     payload = policies_json(ev, table)
-    payload.update(days=list(ev.config.days), seconds=ev.seconds, n_regions=ev.extra.get("n_regions"),
+    payload.update(days=list(ev.config.evaluation.days), seconds=ev.seconds, n_regions=ev.extra.get("n_regions"),
                    config=ev.config.to_dict(), extra=ev.extra)
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
@@ -147,7 +177,8 @@ def write_evaluation(ev, table, out: Path | None, json_path: Path | None) -> dic
         if len(ev.steps):
             ev.steps.assign(t=ev.steps["t"].astype(str)).to_parquet(out / "steps.parquet", index=False)
         plot_day_profiles(ev, out)
-        (out / "config.json").write_text(json.dumps(ev.config.to_dict(), indent=2, default=str) + "\n")
+        write_json(out / "config.json", ev.config.to_dict())
+        ev.config.to_toml(out / "config.toml")
         write_json(out / "evaluation.json", payload)
     write_json(json_path, payload)
     return payload
@@ -158,5 +189,6 @@ def run(args: argparse.Namespace) -> int:
     ev, table = run_evaluation(args.trips, args.zones, config)
     print_comparison(ev, table)
     write_evaluation(ev, table, args.out, args.json)
-    print(f"evaluated {len(config.policies)} policies on {len(config.days)} day(s) in {ev.seconds:.1f} s")
+    print(f"evaluated {len(config.evaluation.policies)} policies on {len(config.evaluation.days)} day(s) "
+          f"in {ev.seconds:.1f} s" + (f"; results and config.toml in {args.out}/" if args.out else ""))
     return 0

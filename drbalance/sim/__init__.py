@@ -7,8 +7,9 @@ Public objects: :class:`Simulator`, :class:`SimConfig`, :class:`SimResult`, :cla
 """
 
 from drbalance.sim.chargers import ChargingConfig, PlugSiting
-from drbalance.sim.replay import SimConfig, Simulator
+from drbalance.sim.config import SimConfig
+from drbalance.sim.replay import SimRun, Simulator
 from drbalance.sim.requests import Requests
 from drbalance.sim.result import SimResult
 
-__all__ = ["ChargingConfig", "PlugSiting", "Requests", "SimConfig", "SimResult", "Simulator"]
+__all__ = ["ChargingConfig", "PlugSiting", "Requests", "SimConfig", "SimResult", "SimRun", "Simulator"]

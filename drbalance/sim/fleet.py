@@ -13,20 +13,8 @@ import numpy as np
 
 from drbalance.errors import ConfigError
 
-# ------------------------------------------------------------------------------------- statuses
-IDLE = 0         #: vacant, state of charge above the low-battery threshold: can serve (counts in ``V``)
-LOW = 1          #: vacant, at or below the threshold: waits for a policy's charge move (counts in ``L``)
-PICKUP = 2       #: driving empty to a matched passenger
-SERVING = 3      #: carrying a passenger
-REPOSITION = 4   #: driving empty to another region on a policy's vacant move
-TO_CHARGE = 5    #: driving to a charger region on a policy's charge move
-QUEUED = 6       #: at the charger region, waiting for a free plug
-CHARGING = 7     #: plugged in
-STRANDED = 8     #: cannot reach any plug with its remaining energy; out of service for the run
-
-STATUS_NAMES = ("idle", "low_battery", "pickup", "serving", "repositioning", "to_charger", "queued",
-                "charging", "stranded")
-N_STATUS = len(STATUS_NAMES)
+from drbalance.codes import (CHARGING, IDLE, LOW, N_STATUS, PICKUP, QUEUED, REPOSITION, SERVING,  # noqa: F401
+                             STATUS_NAMES, STRANDED, TO_CHARGE)
 
 #: ``until`` value of statuses that do not end by themselves (idle, low, queued, stranded).
 NEVER = np.iinfo(np.int64).max // 4

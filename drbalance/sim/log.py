@@ -22,9 +22,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-EVENT_NAMES = ("init", "request", "expire", "assign", "pickup", "dropoff", "move", "arrive", "charge_move",
-               "queue", "plug_in", "unplug", "stranded", "refused", "redirect")
-EVENT_CODES = {name: i for i, name in enumerate(EVENT_NAMES)}
+from drbalance.codes import EVENT_CODES, EVENT_NAMES  # noqa: F401
+
 COLUMNS = ("minute", "phase", "event", "vehicle", "request", "origin", "region", "target", "status", "km", "kwh")
 _INT = {"minute", "phase", "event", "vehicle", "request", "origin", "region", "target", "status"}
 

@@ -26,7 +26,6 @@ move, zero for a pick-up in the EV's own region); passenger legs take the record
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -34,93 +33,16 @@ import pandas as pd
 from data_pipeline.regions import RegionMap
 from drbalance.errors import ConfigError, DataError
 from drbalance.policies import as_moves, policy_name
-from drbalance.sim.chargers import ChargingConfig, PlugSiting, check_plugs, nearest_plug
+from drbalance.sim.chargers import PlugSiting, check_plugs, nearest_plug
+from drbalance.sim.config import SimConfig
 from drbalance.sim.fleet import (CHARGING, IDLE, LOW, N_STATUS, NEVER, PICKUP, QUEUED, REPOSITION, SERVING,
                                  STRANDED, TO_CHARGE, Fleet, group_rank)
 from drbalance.sim.log import EventLog
 from drbalance.sim.requests import Requests
+from drbalance.sim.result import SimResult, build_result
+from drbalance.state import FleetState
 
 EPS_KWH = 1e-9
-
-
-@dataclass(frozen=True)
-class SimConfig:
-    """Every modelling choice of a simulation run (units in the names; defaults from the issue/MATH.md).
-
-    Attributes
-    ----------
-    fleet_size : EVs ``N``.
-    seed : seed of the run's only random draws (initial positions, then initial SoC).
-    slot_minutes : decision slot length ``Δ`` (5..60 dividing a day; default 15).
-    battery_kwh : usable battery capacity (default 60 kWh).
-    consumption_kwh_per_km : energy per km driven, empty or occupied (default 0.2 kWh/km).
-    initial_soc_mean, initial_soc_sd : initial SoC ~ N(0.70, 0.05) clipped to [0, 1] (MATH.md section 5).
-    init_window_minutes : initial positions are drawn proportionally to the pick-ups of the first
-        ``init_window_minutes`` of the window (all pick-ups if there are none; uniform if none at all).
-    patience_minutes : a request not matched within this many whole minutes expires unserved (10).
-    match_radius_km : a request may be matched to an idle EV in another region within this distance.
-    speed_kmh : empty driving speed for pick-ups, repositioning and drives to chargers (NYC: 20 km/h).
-    charging : :class:`ChargingConfig` (power, low-battery threshold, target, queue discipline and the
-        charging-strategy rules of MATH.md section 5).
-    fleet_mix : mixed-range fleet ``((share, battery_kWh), ...)`` (e.g. from
-        :func:`drbalance.sim.chargers.fleet_mix_from_ranges` ``[(0.5, 100), (0.5, 250)]`` miles); None: every
-        EV has ``battery_kwh``.
-    unconstrained : no range limit (the paper's SAV base case): driving draws no energy and no EV ever
-        needs to charge; used as the reference of the demand change.
-    """
-
-    fleet_size: int = 1000
-    seed: int = 0
-    slot_minutes: int = 15
-    battery_kwh: float = 60.0
-    consumption_kwh_per_km: float = 0.2
-    initial_soc_mean: float = 0.70
-    initial_soc_sd: float = 0.05
-    init_window_minutes: int = 60
-    patience_minutes: int = 10
-    match_radius_km: float = 3.0
-    speed_kmh: float = 20.0
-    charging: ChargingConfig = field(default_factory=ChargingConfig)
-    fleet_mix: tuple | None = None
-    unconstrained: bool = False
-
-    def __post_init__(self) -> None:
-        from data_pipeline.panels import check_slot_minutes
-
-        check_slot_minutes(self.slot_minutes)
-        if int(self.fleet_size) != self.fleet_size or self.fleet_size < 1:
-            raise ConfigError(f"fleet_size must be a positive integer, got {self.fleet_size}")
-        for name in ("battery_kwh", "consumption_kwh_per_km", "speed_kmh"):
-            v = getattr(self, name)
-            if not (v > 0 and np.isfinite(v)):
-                raise ConfigError(f"{name} must be a positive number, got {v}")
-        if not (0 <= self.initial_soc_mean <= 1) or not (self.initial_soc_sd >= 0):
-            raise ConfigError("initial SoC mean must lie in [0, 1] and its standard deviation be >= 0")
-        if int(self.patience_minutes) != self.patience_minutes or self.patience_minutes < 0:
-            raise ConfigError(f"patience_minutes must be a whole number >= 0, got {self.patience_minutes}")
-        if not (self.match_radius_km >= 0):
-            raise ConfigError(f"match_radius_km must be >= 0, got {self.match_radius_km}")
-        if int(self.init_window_minutes) != self.init_window_minutes or self.init_window_minutes < 1:
-            raise ConfigError(f"init_window_minutes must be a positive whole number, got {self.init_window_minutes}")
-        if not isinstance(self.charging, ChargingConfig):
-            raise ConfigError("charging must be a ChargingConfig")
-        if self.fleet_mix is not None:
-            from drbalance.sim.chargers import fleet_capacities
-
-            mix = tuple((float(a), float(b)) for a, b in self.fleet_mix)
-            fleet_capacities(mix, 1)   # validates
-            object.__setattr__(self, "fleet_mix", mix)
-
-    def capacities(self) -> np.ndarray:
-        """(N,) battery capacity of every EV in kWh."""
-        if self.fleet_mix is None:
-            return np.full(int(self.fleet_size), float(self.battery_kwh))
-        from drbalance.sim.chargers import fleet_capacities
-
-        return fleet_capacities(self.fleet_mix, int(self.fleet_size))
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 class Simulator:
@@ -181,15 +103,36 @@ class Simulator:
 
         ``progress``: optional callable ``(minute) -> None`` called at every slot boundary.
         """
-        return _Run(self, policy, progress).execute()
+        return self.start(policy, progress).finish()
+
+    def run_many(self, policies, progress=None) -> list:
+        """:meth:`run` for each policy on the same requests, fleet draw and chargers."""
+        return [self.run(p, progress) for p in policies]
+
+    def start(self, policy=None, progress=None) -> "SimRun":
+        """Start a run that the caller steps slot by slot (:class:`SimRun`).
+
+        With ``policy`` the run can ask it (``step()``); without, every :meth:`SimRun.step` must be given
+        the moves (a host such as a Gymnasium environment or a learning agent decides them).
+        """
+        return SimRun(self, policy, progress)
 
 
-class _Run:
-    """State of one run (arrays over vehicles and requests; no state outlives the run)."""
+class SimRun:
+    """One run of a :class:`Simulator`, stepped one decision slot at a time.
 
-    def __init__(self, sim: Simulator, policy, progress) -> None:
+    After construction (``Simulator.start``) the run waits at its first decision epoch:
+    :meth:`state` is the :class:`drbalance.state.FleetState` observed there and :attr:`t` its time.
+    :meth:`step` applies the moves of that slot (given, or asked of the run's policy), simulates until
+    the next decision epoch (or the end of the window and the drain after it) and returns
+    :attr:`done`.  :meth:`result` gives the :class:`drbalance.sim.SimResult` once done;
+    :meth:`slot_record` the counters of a simulated slot.  Arrays over vehicles and requests live
+    here; no state outlives the run.
+    """
+
+    def __init__(self, sim: Simulator, policy=None, progress=None) -> None:
         self.sim, self.policy, self.progress = sim, policy, progress
-        self.name = policy_name(policy)
+        self.name = policy_name(policy) if policy is not None else "external"
         c = sim.config
         self.c = c
         self.n = sim.regions.n
@@ -232,6 +175,12 @@ class _Run:
         self.refused = 0
         self.redirected = 0
         self.plan_seconds = 0.0
+        self._result: SimResult | None = None
+        self._gen = self._loop()
+        try:
+            self._next = next(self._gen)
+        except StopIteration as stop:  # a window without decisions
+            self._next, self._result = None, stop.value
 
     # ----------------------------------------------------------------------------- helpers
     def _slot(self, m: int) -> int:
@@ -381,9 +330,8 @@ class _Run:
         return int(len(sel))
 
     # ----------------------------------------------------------------------------- phase 1
-    def _state(self):
-        from drbalance.state import FleetState
-
+    def observe(self) -> FleetState:
+        """Counts per region now (vacant, low-battery, plugs, occupied or queued plugs)."""
         cnt = self.f.counts(self.n)
         return FleetState(vacant=cnt[IDLE], low_battery=cnt[LOW], plugs=self.sim.plugs,
                           occupied=cnt[CHARGING] + cnt[QUEUED] + cnt[TO_CHARGE])
@@ -578,9 +526,9 @@ class _Run:
         return np.setdiff1d(pending, rr, assume_unique=True)
 
     # ----------------------------------------------------------------------------- loop
-    def execute(self):
-        from drbalance.sim.result import build_result
-
+    def _loop(self):
+        """The minute loop as a generator: yields ``(state, t)`` at every decision epoch and receives
+        the moves; returns the :class:`SimResult`."""
         t_run = time.perf_counter()
         sim, c = self.sim, self.c
         req = sim.requests
@@ -609,11 +557,7 @@ class _Run:
             if m < day_minutes and m % slot == 0:
                 k = m // slot
                 t = start + pd.Timedelta(minutes=m)
-                state = self._state()
-                t0 = time.perf_counter()
-                answer = self.policy.plan(state, t)
-                moves = as_moves(answer, self.name)
-                self.plan_seconds += time.perf_counter() - t0
+                moves = yield self.observe(), t
                 self._apply(m, moves, t)
                 cnt = f.counts(self.n)
                 self.V_post[k] = cnt[IDLE] + cnt[REPOSITION]
@@ -641,3 +585,74 @@ class _Run:
         if ptr != len(req) or (self.outcome == 0).any():
             raise AssertionError("internal error: some requests were neither served nor expired")
         return build_result(self, time.perf_counter() - t_run)
+
+    # ----------------------------------------------------------------------------- public stepping
+    @property
+    def done(self) -> bool:
+        """True once the window and its drain are simulated."""
+        return self._result is not None
+
+    @property
+    def t(self) -> pd.Timestamp | None:
+        """Time of the pending decision (None when done)."""
+        return None if self._next is None else self._next[1]
+
+    @property
+    def slot(self) -> int | None:
+        """Index of the pending decision slot in the window (None when done)."""
+        t = self.t
+        return None if t is None else int((t - self.sim.requests.start) / pd.Timedelta(minutes=self.c.slot_minutes))
+
+    def state(self) -> FleetState:
+        """The :class:`FleetState` observed at the pending decision."""
+        if self._next is None:
+            raise ConfigError("the run is done: no decision is pending (see result())")
+        return self._next[0]
+
+    def step(self, moves=None) -> bool:
+        """Apply the pending decision's ``moves`` (a :class:`drbalance.policies.Moves`, a
+        :class:`drbalance.state.Plan` or what :func:`drbalance.policies.as_moves` accepts; None asks
+        the run's policy) and simulate to the next decision.  Returns :attr:`done`."""
+        if self._next is None:
+            raise ConfigError("the run is done; start a new one with Simulator.start()")
+        state, t = self._next
+        if moves is None:
+            if self.policy is None:
+                raise ConfigError("this run has no policy: pass the moves to step(moves)")
+            t0 = time.perf_counter()
+            answer = self.policy.plan(state, t)
+            self.plan_seconds += time.perf_counter() - t0
+            moves = as_moves(answer, self.name)
+        else:
+            moves = as_moves(moves, self.name)
+        try:
+            self._next = self._gen.send(moves)
+        except StopIteration as stop:
+            self._next, self._result = None, stop.value
+        return self.done
+
+    def finish(self) -> SimResult:
+        """Step with the run's policy until done; returns :meth:`result`."""
+        while not self.done:
+            self.step()
+        return self._result
+
+    def result(self) -> SimResult:
+        """The :class:`SimResult` of a finished run."""
+        if self._result is None:
+            raise ConfigError("the run is not done yet: step() until done (or call finish())")
+        return self._result
+
+    def slot_record(self, k: int) -> dict:
+        """Counters of simulated slot ``k`` (read-only copies): ``vacant_after`` and ``low_after`` (n,)
+        EVs per region right after the slot's moves (vacant includes those repositioning),
+        ``charging_minutes`` (n,) vehicle-minutes plugged in, ``km_move`` and ``km_charge_move`` (km)."""
+        if not 0 <= k < self.S:
+            raise ConfigError(f"slot {k} is outside the window's 0..{self.S - 1}")
+        out = {"vacant_after": self.V_post[k].copy(), "low_after": self.L_post[k].copy(),
+               "charging_minutes": self.acc[k, CHARGING].copy(),
+               "km_move": float(self.km["move"][k]), "km_charge_move": float(self.km["charge_move"][k])}
+        for v in out.values():
+            if isinstance(v, np.ndarray):
+                v.setflags(write=False)
+        return out

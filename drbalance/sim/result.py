@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 
 from drbalance import metrics
-from drbalance.sim.fleet import CHARGING, IDLE, LOW, N_STATUS, QUEUED, STATUS_NAMES, STRANDED
+from drbalance.io import write_json
+from drbalance.codes import CHARGING, IDLE, LOW, N_STATUS, QUEUED, STATUS_NAMES, STRANDED
 
 
 @dataclass
@@ -55,8 +56,6 @@ class SimResult:
 
     def to_parquet(self, folder) -> dict[str, Path]:
         """Write ``slots``, ``region_slots``, ``events``, ``requests`` as parquet and ``summary.json``."""
-        from drbalance.commands._common import write_json
-
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         out = {}

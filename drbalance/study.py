@@ -1,0 +1,137 @@
+"""One way to build a study: trips -> region map -> panels -> estimates -> chargers -> simulators.
+
+:class:`Study` is the single place where the pipeline of a trip-log study is written out; every
+command (``evaluate``, ``simulate``, ``estimate``), the Gymnasium environment, the evaluation and the
+docs build it from a :class:`drbalance.study_config.StudyConfig`::
+
+    study = Study.from_trips(trips, zones, StudyConfig.from_toml("examples/study.toml"))
+    sim = study.simulator("2021-03-02")
+    result = sim.run(study.policy("dr", sim))
+
+Steps (all seeded from ``config.seed``): the training trips are those picked up in
+``config.evaluation.train`` (both ends inclusive); the zone map's distances use the configured
+circuity (``"auto"``: estimated from the training trips' metered distances); with
+``evaluation.regions > 0`` the located zones are coarsened into that many k-means regions weighted by
+training pick-ups; panels and :class:`data_pipeline.estimates.Estimates` are fitted on the training
+days only (no look-ahead); chargers are sited per EV in proportion to training pick-ups.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from data_pipeline.estimates import Estimates
+from data_pipeline.panels import Panel, trip_panels
+from data_pipeline.regions import RegionMap, estimate_circuity
+from drbalance.config import BalancingConfig
+from drbalance.controller import Controller
+from drbalance.errors import ConfigError, DataError
+from drbalance.policies import make_policy
+from drbalance.sim import PlugSiting, Simulator
+from drbalance.sim.config import SimConfig
+from drbalance.study_config import OPTIMISERS, StudyConfig
+
+
+@dataclass(frozen=True)
+class Study:
+    """Everything a trip-log study builds once: use :meth:`from_trips`.
+
+    Attributes
+    ----------
+    config : the resolved :class:`StudyConfig`.
+    zones : canonical zone frame (``zone``, ``borough``, ``name``, centroid columns).
+    trips : validated canonical trips covering the training period and the replayed days.
+    regions : :class:`data_pipeline.regions.RegionMap` (``n`` regions, ``distance_km`` (n, n) km).
+    panels : training panels ``{"demand", "supply"}`` (:class:`data_pipeline.panels.Panel`, day x slot x region).
+    estimates : :class:`Estimates` fitted on the training days.
+    pickups : (n,) training pick-ups per region (the charger-siting weights).
+    circuity : road / straight-line distance factor used for ``distance_km``.
+    info : counts worth reporting (training days and trips, pick-ups outside every region).
+    """
+
+    config: StudyConfig
+    zones: pd.DataFrame
+    trips: pd.DataFrame
+    regions: RegionMap
+    panels: dict[str, Panel]
+    estimates: Estimates
+    pickups: np.ndarray
+    circuity: float
+    info: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_trips(cls, trips: pd.DataFrame, zones: pd.DataFrame, config: StudyConfig = StudyConfig()) -> "Study":
+        """Build the region map, panels and estimates from ``trips`` (a validated canonical trips frame,
+        e.g. :func:`data_pipeline.readers.read_tlc_trips`'s) and ``zones`` for ``config``."""
+        if not isinstance(config, StudyConfig):
+            raise ConfigError(f"config must be a StudyConfig, got {type(config).__name__}")
+        ev = config.evaluation
+        start, end = (pd.Timestamp(x) for x in ev.train)
+        pt = trips["pickup_time"]
+        train = trips[(pt >= start) & (pt < end + pd.Timedelta(days=1))]
+        n_days = int(train["pickup_time"].dt.normalize().nunique())
+        if n_days < 2:
+            raise DataError(f"{n_days} day(s) with accepted trips in the training period {ev.train[0]}..{ev.train[1]}; "
+                            "the uncertainty sets need at least 2 (check --train against the files' period)")
+        circuity = estimate_circuity(train, zones) if ev.circuity == "auto" else float(ev.circuity)
+        regions = RegionMap.from_zones(zones, circuity)
+        pickups, outside = _pickups(regions, train)
+        if ev.regions:
+            regions = regions.coarsen(ev.regions, pickups, random_state=config.seed)
+            pickups, outside = _pickups(regions, train)
+        panels = trip_panels(train, regions, ev.train[0], ev.train[1], config.slot_minutes, config.estimate.holidays)
+        estimates = Estimates.fit(panels, regions, config.estimate)
+        info = {"train_days": n_days, "train_trips": int(len(train)), "pickups_outside_regions": outside,
+                "n_regions": regions.n, "circuity": circuity}
+        return cls(config, zones, trips, regions, panels, estimates, pickups, circuity, info)
+
+    # ------------------------------------------------------------------ replays
+    def day_trips(self, day) -> pd.DataFrame:
+        """Trips picked up on ``day`` (raises :class:`DataError` when there are none)."""
+        d = pd.Timestamp(day).normalize()
+        pt = self.trips["pickup_time"]
+        out = self.trips[(pt >= d) & (pt < d + pd.Timedelta(days=1))]
+        if len(out) == 0:
+            raise DataError(f"no accepted trips on {d.date()}; check the days against the trip files")
+        return out
+
+    def simulator(self, day, *, start_minute: int = 0, minutes: int | None = None,
+                  sim: SimConfig | None = None) -> Simulator:
+        """A :class:`Simulator` replaying ``day`` from ``start_minute`` for ``minutes`` (default: the
+        evaluation's hours) with the configured fleet (``sim`` overrides ``config.sim``, e.g. another seed)
+        and chargers sited per EV in proportion to training pick-ups."""
+        d = pd.Timestamp(day).normalize()
+        if d <= pd.Timestamp(self.config.evaluation.train[1]):
+            raise ConfigError(f"day {d.date()} is not after the training period ending "
+                              f"{self.config.evaluation.train[1]} (no look-ahead)")
+        minutes = self.config.evaluation.minutes if minutes is None else int(minutes)
+        start = d + pd.Timedelta(minutes=int(start_minute))
+        return Simulator.from_trips(self.day_trips(d), self.regions, start, sim or self.config.sim,
+                                    siting=PlugSiting(per_vehicle=self.config.evaluation.plugs_per_vehicle),
+                                    siting_weights=self.pickups, zones=self.zones, minutes=minutes)
+
+    def controller(self, mode: str | None = None, fallback=None, balancing: BalancingConfig | None = None,
+                   name: str = "") -> Controller:
+        """A :class:`Controller` on the study's estimates solving ``mode`` (default: the configured one)."""
+        bal = balancing or self.config.balancing
+        if mode is not None:
+            bal = dataclasses.replace(bal, mode=mode)
+        return Controller(self.estimates, bal, self.config.controller, fallback=fallback, name=name)
+
+    def policy(self, name: str, sim: Simulator):
+        """Policy ``name`` for ``sim``: a :meth:`controller` (with ``greedy`` as its fallback) for the
+        optimisers, else the built-in policy (:func:`drbalance.policies.make_policy`)."""
+        if name in OPTIMISERS:
+            return self.controller(name, fallback=make_policy("greedy", sim, self.estimates), name=name)
+        return make_policy(name, sim, self.estimates)
+
+
+def _pickups(regions: RegionMap, trips: pd.DataFrame) -> tuple[np.ndarray, int]:
+    r = regions.region_of(trips["pickup_zone"].to_numpy())
+    inside = r >= 0
+    return np.bincount(r[inside], minlength=regions.n).astype(float), int((~inside).sum())
+

@@ -1,0 +1,285 @@
+"""One typed configuration tree for a study: :class:`StudyConfig`, loadable from and dumpable to TOML.
+
+A study (``drbalance evaluate``, ``simulate``, ``estimate``, the Gymnasium environment, ...) needs
+estimates, a balancing problem, a controller, a simulator and the evaluation protocol.  Their settings
+live in their own classes, each field declared once with its default and validated on construction:
+
+* :class:`data_pipeline.estimates.EstimateConfig`  (``[estimate]``)
+* :class:`drbalance.config.BalancingConfig`        (``[balancing]``)
+* :class:`drbalance.config.ControllerConfig`       (``[controller]``)
+* :class:`drbalance.sim.SimConfig`                 (``[sim]``, with ``[sim.charging]``)
+* :class:`EvaluationSettings`                      (``[evaluation]``)
+
+:class:`StudyConfig` composes them and owns the three values they share -- ``slot_minutes``,
+``horizon`` and ``seed`` -- which are written once, at the top of the TOML file, and pushed into
+the parts.  TOML keys that are not fields raise :class:`ConfigError` naming the key.
+
+Python 3.11+ reads TOML with :mod:`tomllib`; Python 3.10 with the ``tomli`` package (a dependency
+there).  Writing uses ``tomli_w``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import tomli_w
+
+from data_pipeline.estimates import EstimateConfig
+from drbalance.config import BalancingConfig, ControllerConfig
+from drbalance.errors import ConfigError
+from drbalance.sim.config import ChargingConfig, SimConfig
+from drbalance.validation import (check_choice, check_date, check_int, check_number, check_period,
+                                  check_slot_minutes, check_horizon)
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+#: Policies a study can compare.
+POLICIES = ("noop", "greedy", "nominal", "demand_robust", "dr")
+OPTIMISERS = ("nominal", "demand_robust", "dr")
+
+
+@dataclass(frozen=True)
+class EvaluationSettings:
+    """What an evaluation replays and how the city is prepared (the ``[evaluation]`` table).
+
+    Attributes
+    ----------
+    train : ``(start, end)`` ISO dates, both inclusive: the days the estimates are fitted on.
+    days : ISO dates replayed (held out: each strictly after ``train``'s end).
+    policies : policies compared on identical requests, fleet draws and chargers.
+    regions : coarsen the located zones into this many demand-weighted k-means regions (0 = keep every
+        zone).
+    hours : length of each replay from midnight (hours, a whole number of slots, at most 24).
+    circuity : road distance / straight-line distance between zone centroids, a number >= 1, or
+        ``"auto"`` (estimated from the training trips' metered distances).
+    plugs_per_vehicle : chargers sited per EV in proportion to training pick-ups (NYC has no charger data).
+    """
+
+    train: tuple[str, str] = ("2021-01-01", "2021-02-28")
+    days: tuple[str, ...] = ("2021-03-02",)
+    policies: tuple[str, ...] = POLICIES
+    regions: int = 20
+    hours: float = 24.0
+    circuity: float | str = "auto"
+    plugs_per_vehicle: float = 0.1
+
+    def __post_init__(self) -> None:
+        set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731 - frozen dataclass
+        set_("train", check_period("evaluation.train", self.train))
+        days = (self.days,) if isinstance(self.days, str) else tuple(self.days)
+        if not days:
+            raise ConfigError("evaluation.days is empty: give at least one day to replay")
+        set_("days", tuple(check_date("evaluation.days", d) for d in days))
+        early = [d for d in self.days if d <= self.train[1]]
+        if early:
+            raise ConfigError(f"evaluation.days {early} are not after the training period ending {self.train[1]} "
+                              "(no look-ahead: evaluate on held-out days only)")
+        pol = (self.policies,) if isinstance(self.policies, str) else tuple(self.policies)
+        unknown = [p for p in pol if p not in POLICIES]
+        if unknown or not pol:
+            raise ConfigError(f"evaluation.policies: unknown {unknown}; choose from {', '.join(POLICIES)}")
+        if len(set(pol)) != len(pol):
+            raise ConfigError(f"evaluation.policies repeat: {pol}")
+        set_("policies", pol)
+        check_int("evaluation.regions", self.regions, low=0)
+        check_number("evaluation.hours", self.hours, low=0, high=24, low_open=True)
+        if isinstance(self.circuity, str):
+            check_choice("evaluation.circuity", self.circuity, ("auto",))
+        else:
+            check_number("evaluation.circuity", self.circuity, low=1)
+        check_number("evaluation.plugs_per_vehicle", self.plugs_per_vehicle, low=0, low_open=True)
+
+    @property
+    def minutes(self) -> int:
+        """Replay length in whole minutes."""
+        return int(round(self.hours * 60))
+
+
+#: The values every part shares, owned by :class:`StudyConfig`: (study field, part, part field).
+SHARED = (("slot_minutes", "estimate", "slot_minutes"), ("slot_minutes", "balancing", "slot_minutes"),
+          ("slot_minutes", "sim", "slot_minutes"), ("horizon", "estimate", "horizon"),
+          ("horizon", "balancing", "horizon"), ("seed", "estimate", "random_state"), ("seed", "sim", "seed"))
+PARTS = {"estimate": EstimateConfig, "balancing": BalancingConfig, "controller": ControllerConfig,
+         "sim": SimConfig, "evaluation": EvaluationSettings}
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """Every setting of a study, each declared once (see the module docstring).
+
+    Attributes
+    ----------
+    slot_minutes : decision slot length in minutes (5..60 dividing a day; default 15), shared by the
+        estimates, the balancing problem and the simulator.
+    horizon : look-ahead ``K`` in slots (default 4), shared by the estimates and the balancing problem.
+    seed : seed of every random draw (region coarsening, bootstrap radii, fleet draw; default 0).
+    estimate, balancing, controller, sim, evaluation : the parts.  A shared value set inside a part
+        must equal the study's (or be left at the part's default, which the study then replaces).
+    """
+
+    slot_minutes: int = 15
+    horizon: int = 4
+    seed: int = 0
+    estimate: EstimateConfig = field(default_factory=EstimateConfig)
+    balancing: BalancingConfig = field(default_factory=BalancingConfig)
+    controller: ControllerConfig = field(default_factory=ControllerConfig)
+    sim: SimConfig = field(default_factory=SimConfig)
+    evaluation: EvaluationSettings = field(default_factory=EvaluationSettings)
+
+    def __post_init__(self) -> None:
+        check_slot_minutes(self.slot_minutes)
+        check_horizon(self.horizon, self.slot_minutes)
+        check_int("seed", self.seed, low=0)
+        for name, cls in PARTS.items():
+            if not isinstance(getattr(self, name), cls):
+                raise ConfigError(f"{name} must be a {cls.__name__}, got {type(getattr(self, name)).__name__}")
+        updates: dict[str, dict] = {}
+        for mine, part, theirs in SHARED:
+            obj = getattr(self, part)
+            have, want = getattr(obj, theirs), getattr(self, mine)
+            default = _default(type(obj), theirs)
+            if have != want and have != default:
+                raise ConfigError(f"{part}.{theirs} = {have!r} conflicts with the study's {mine} = {want!r}; "
+                                  f"set {mine} once, on StudyConfig (top of the TOML file)")
+            if have != want:
+                updates.setdefault(part, {})[theirs] = want
+        for part, changes in updates.items():
+            object.__setattr__(self, part, dataclasses.replace(getattr(self, part), **changes))
+
+    # ------------------------------------------------------------------ conveniences
+    def replace(self, **changes) -> "StudyConfig":
+        """A copy with top-level fields or whole parts replaced (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    def with_values(self, values: dict) -> "StudyConfig":
+        """A copy with dotted keys set, e.g. ``{"balancing.beta1": 2.0, "seed": 1}`` (unknown keys raise)."""
+        tree = self.to_dict()
+        for key, value in values.items():
+            node, parts = tree, key.split(".")
+            for p in parts[:-1]:
+                if not isinstance(node.get(p), dict):
+                    raise ConfigError(f"unknown configuration section {p!r} in {key!r}")
+                node = node[p]
+            node[parts[-1]] = value
+        return StudyConfig.from_dict(tree)
+
+    # ------------------------------------------------------------------ dict / TOML
+    def to_dict(self) -> dict:
+        """Nested plain dict (None values kept); shared values only at the top level."""
+        out = {"slot_minutes": self.slot_minutes, "horizon": self.horizon, "seed": self.seed}
+        owned = {(part, theirs) for _, part, theirs in SHARED}
+        for name in PARTS:
+            out[name] = {k: v for k, v in _to_plain(getattr(self, name)).items() if (name, k) not in owned}
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "StudyConfig":
+        """Build from a nested dict as :meth:`to_dict` returns (missing keys take their defaults)."""
+        if not isinstance(data, dict):
+            raise ConfigError(f"a study configuration must be a table, got {type(data).__name__}")
+        top = {k: v for k, v in data.items() if k not in PARTS}
+        unknown = sorted(set(top) - {"slot_minutes", "horizon", "seed"})
+        if unknown:
+            raise ConfigError(f"unknown top-level configuration key(s) {unknown}; known: slot_minutes, horizon, "
+                              f"seed and the tables {', '.join(PARTS)}")
+        owned = {(part, theirs): mine for mine, part, theirs in SHARED}
+        parts = {}
+        for name, klass in PARTS.items():
+            section = data.get(name, {})
+            if not isinstance(section, dict):
+                raise ConfigError(f"[{name}] must be a table, got {section!r}")
+            clash = [k for k in section if (name, k) in owned]
+            if clash:
+                raise ConfigError(f"[{name}] sets {clash[0]!r}; set {owned[(name, clash[0])]} once at the top level")
+            parts[name] = _from_plain(klass, section, name)
+        return cls(**top, **parts)
+
+    def to_toml(self, path: str | Path | None = None) -> str:
+        """The configuration as TOML text (every field, None values left out); written to ``path`` if given."""
+        text = _HEADER + tomli_w.dumps(_drop_none(self.to_dict()))
+        if path is not None:
+            from drbalance.io import write_text_atomic
+
+            write_text_atomic(path, text)
+        return text
+
+    @classmethod
+    def from_toml(cls, path_or_text: str | Path) -> "StudyConfig":
+        """Load a TOML file (a path) or TOML text (a string holding a newline or ``=``)."""
+        text = str(path_or_text)
+        if isinstance(path_or_text, Path) or ("\n" not in text and "=" not in text):
+            p = Path(path_or_text)
+            if not p.is_file():
+                raise ConfigError(f"configuration file {p} not found")
+            text = p.read_text()
+            where = str(p)
+        else:
+            where = "TOML text"
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{where}: not valid TOML ({exc})") from None
+        return cls.from_dict(data)
+
+
+_HEADER = "# drbalance study configuration (StudyConfig); every field, see examples/study.toml for comments\n"
+
+
+def _default(cls, name: str):
+    f = {f.name: f for f in dataclasses.fields(cls)}[name]
+    return f.default_factory() if f.default is dataclasses.MISSING else f.default
+
+
+def _to_plain(obj) -> dict:
+    out = {}
+    for f in dataclasses.fields(obj):
+        v = getattr(obj, f.name)
+        if dataclasses.is_dataclass(v):
+            v = _to_plain(v)
+        elif isinstance(v, np.ndarray):
+            v = v.tolist()
+        elif isinstance(v, tuple):
+            v = [list(x) if isinstance(x, tuple) else x for x in v]
+        elif isinstance(v, np.generic):
+            v = v.item()
+        out[f.name] = v
+    return out
+
+
+def _drop_none(d: dict) -> dict:
+    return {k: (_drop_none(v) if isinstance(v, dict) else v) for k, v in d.items() if v is not None}
+
+
+def _from_plain(cls, data: dict, where: str):
+    known = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        raise ConfigError(f"[{where}] has unknown key(s) {unknown}; known: {', '.join(known)}")
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for k, v in data.items():
+        t = hints.get(k)
+        if dataclasses.is_dataclass(t) and isinstance(v, dict):
+            v = _from_plain(t, v, f"{where}.{k}")
+        elif isinstance(v, list):
+            v = tuple(tuple(x) if isinstance(x, list) else x for x in v)
+        kwargs[k] = v
+    try:
+        return cls(**kwargs)
+    except ConfigError as exc:
+        msg = str(exc)
+        raise ConfigError(msg if msg.startswith(f"{where}.") or msg.startswith("evaluation.")
+                          else f"[{where}] {msg}") from None
+    except TypeError as exc:
+        raise ConfigError(f"[{where}] {exc}") from None
+
+
+__all__ = ["EvaluationSettings", "OPTIMISERS", "POLICIES", "StudyConfig", "ChargingConfig"]
