@@ -202,8 +202,16 @@ def _acn_file(path, sessions):
     return path
 
 
-def _session(user, when, kwh, tz="America/Los_Angeles"):
-    return {"userID": user, "connectionTime": when, "kWhDelivered": kwh, "timezone": tz}
+def _session(user, when, kwh, tz="America/Los_Angeles", station="s1"):
+    """One ACN-Data record; disconnects an hour after connecting (same text when ``when`` is malformed)."""
+    stamp = pd.to_datetime(when, format="%a, %d %b %Y %H:%M:%S GMT", errors="coerce")
+    until = when if pd.isna(stamp) else (stamp + pd.Timedelta(hours=1)).strftime("%a, %d %b %Y %H:%M:%S GMT")
+    _session.count = getattr(_session, "count", 0) + 1
+    record = {"sessionID": f"id{_session.count}", "stationID": station, "userID": user, "connectionTime": when,
+              "disconnectTime": until, "kWhDelivered": kwh}
+    if tz is not None:
+        record["timezone"] = tz
+    return record
 
 
 def test_acn_reader_local_days_and_reports(tmp_path):
@@ -222,22 +230,73 @@ def test_acn_reader_local_days_and_reports(tmp_path):
     assert needs.short_drivers.to_dict() == {"b": 1}
     rep = needs.report()
     assert rep["drivers_with_too_few_days"] == 1 and "1 of 5 sessions have no userID" in rep["notes"][0]
+    assert "America/Los_Angeles (4 sessions)" in rep["notes"][1]
+    assert "time zone rule" in rep["notes"][-1] and "America/Los_Angeles" in rep["notes"][-1]
     with pytest.raises(DataError, match="min_days"):
         bs.read_acn_sessions(tmp_path / "s.json.gz", min_days=3)
 
 
+def test_acn_days_without_timezone_field_are_los_angeles_days(tmp_path):
+    """The reader's rule: no ``timezone`` field -> America/Los_Angeles, the ACN sites' zone."""
+    with_tz = [_session("a", "Sat, 01 May 2021 05:00:00 GMT", 4.0), _session("a", "Sun, 02 May 2021 05:00:00 GMT", 2.0)]
+    without = [{k: v for k, v in r.items() if k != "timezone"} for r in with_tz]
+    a = bs.read_acn_sessions(_acn_file(tmp_path / "a.json.gz", with_tz), min_days=1)
+    b = bs.read_acn_sessions(_acn_file(tmp_path / "b.json.gz", without), min_days=1)
+    pd.testing.assert_frame_equal(a.table, b.table)
+    assert [str(d.date()) for d in b.table.day] == ["2021-04-30", "2021-05-01"]  # 05:00 GMT = 22:00 PDT the day before
+
+
+def test_acn_needs_come_from_the_data_pipeline_reader(tmp_path, monkeypatch):
+    import data_pipeline.readers as readers
+
+    sessions = [
+        _session("a", "Sat, 01 May 2021 05:00:00 GMT", 4.0),
+        _session("a", "Sun, 02 May 2021 18:00:00 GMT", 6.0, tz="America/New_York"),  # 14:00 in New York
+        _session("b", "Sun, 02 May 2021 03:00:00 GMT", 9.0, tz=None),  # Sat 1 May 20:00 in Los Angeles
+    ]
+    path = _acn_file(tmp_path / "s.json.gz", sessions)
+    frame = readers.read_acn_sessions(path).frame
+    direct = bs.daily_needs_from_sessions(frame, min_days=1, source=str(path))
+    needs = bs.read_acn_sessions(path, min_days=1)
+    pd.testing.assert_frame_equal(needs.table, direct.table)
+    assert needs.notes[: len(direct.notes)] == direct.notes
+    assert [str(d.date()) for d in needs.table.day] == ["2021-04-30", "2021-05-02", "2021-05-01"]
+    assert "America/New_York (1 sessions)" in needs.notes[0]
+    calls, real = [], readers.read_acn_sessions
+    monkeypatch.setattr(readers, "read_acn_sessions", lambda p, *a, **k: calls.append(p) or real(p, *a, **k))
+    bs.read_acn_sessions(path, min_days=1)
+    assert calls == [path]  # the planner reads sessions through the data_pipeline reader
+
+
+def test_daily_needs_from_any_sessions_frame():
+    frame = pd.DataFrame({
+        "user_id": pd.array(["x", "x", None, "y"], dtype="string"),
+        "connect_time": pd.to_datetime(["2021-05-01 23:59", "2021-05-01 08:00", "2021-05-01 09:00", "2021-05-02 00:00"]),
+        "kwh": [1.0, 2.0, 5.0, 4.0],
+    })
+    needs = bs.daily_needs_from_sessions(frame, min_days=1)
+    assert needs.table.to_dict("list") == {"driver": ["x", "y"], "day": [pd.Timestamp("2021-05-01"), pd.Timestamp("2021-05-02")],
+                                           "kwh": [3.0, 4.0]}
+    assert "1 of 4 sessions have no userID" in needs.notes[0]
+    with pytest.raises(DataError, match="connect_time"):
+        bs.daily_needs_from_sessions(frame.drop(columns="connect_time"))
+
+
 def test_acn_reader_bad_input(tmp_path):
-    with pytest.raises(DataError, match="does not exist"):
+    with pytest.raises(DataError, match="not found"):
         bs.read_acn_sessions(tmp_path / "missing.json.gz")
-    bad = _acn_file(tmp_path / "t.json.gz", [_session("a", "2021-05-01 05:00", 1.0)])
-    with pytest.raises(DataError, match="RFC-1123"):
-        bs.read_acn_sessions(bad, min_days=1)
-    neg = _acn_file(tmp_path / "n.json.gz", [_session("a", "Sat, 01 May 2021 05:00:00 GMT", -1.0)])
-    with pytest.raises(DataError, match="negative"):
-        bs.read_acn_sessions(neg, min_days=1)
+    good = [_session("a", "Sat, 01 May 2021 05:00:00 GMT", 1.0)]
+    bad = _acn_file(tmp_path / "t.json.gz", good + [_session("a", "2021-05-01 05:00", 1.0),
+                                                    _session("a", "Sat, 01 May 2021 06:00:00 GMT", -1.0)])
+    needs = bs.read_acn_sessions(bad, min_days=1)  # rejected by the reader, counted in the notes
+    assert needs.table.kwh.tolist() == [1.0]
+    assert "2 of 3 sessions rejected by the reader (missing_timestamp: 1, negative_energy: 1)" in needs.notes[0]
     nofield = _acn_file(tmp_path / "f.json.gz", [{"userID": "a"}])
     with pytest.raises(DataError, match="connectionTime"):
         bs.read_acn_sessions(nofield, min_days=1)
+    zone = _acn_file(tmp_path / "z.json.gz", [_session("a", "Sat, 01 May 2021 05:00:00 GMT", 1.0, tz="Mars/Olympus")])
+    with pytest.raises(DataError, match="Mars/Olympus"):
+        bs.read_acn_sessions(zone, min_days=1)
 
 
 def test_acn_reader_on_shared_data(shared_data):

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from drbalance.commands._common import write_json
-from drbalance.errors import ConfigError
+from drbalance.errors import ConfigError, DataError
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_ACN = ROOT.parent / "shared" / "data" / "ev_charging_acn_caltech_2021" / "acndata_sessions.json.gz"
@@ -88,6 +88,11 @@ def _needs(args):
     from drbalance.planning import battery_sharing as bs
 
     if args.source == "acn":
+        if not Path(args.acn_path).is_file():
+            raise DataError(
+                f"ACN sessions file {args.acn_path} does not exist; pass --acn-path to the ACN-Data JSON "
+                "(e.g. ../shared/data/ev_charging_acn_caltech_2021/acndata_sessions.json.gz)"
+            )
         return bs.read_acn_sessions(args.acn_path, min_days=args.min_days)
     if args.source == "table":
         if args.table_path is None:
