@@ -146,7 +146,7 @@ def test_smallest_k_robust_when_theta_is_a_cdf_value_and_when_ppf_is_off(monkeyp
     true = hs.smallest_k(0.98, n, p)
     real_ppf = stats.binom.ppf
     for shift in (-3, 2):
-        monkeypatch.setattr(hs.stats.binom, "ppf", lambda q, nn, pp, s=shift: real_ppf(q, nn, pp) + s)
+        monkeypatch.setattr(stats.binom, "ppf", lambda q, nn, pp, s=shift: real_ppf(q, nn, pp) + s)
         assert np.array_equal(hs.smallest_k(0.98, n, p), true)
     monkeypatch.undo()
 
