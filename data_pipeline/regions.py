@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from drbalance.errors import ConfigError, DataError
+from drbalance.state import readonly
 
 EARTH_RADIUS_KM = 6371.0088
 
@@ -26,7 +27,7 @@ def haversine_km(lat1, lon1, lat2, lon2) -> np.ndarray:
     return 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
 
 
-@dataclass
+@dataclass(frozen=True)
 class RegionMap:
     """Regions, distances and the zone -> region assignment.
 
@@ -40,6 +41,9 @@ class RegionMap:
     zone_region : (z,) int array, region *position* (0..n-1) of each zone in ``zone_ids``.
     circuity : float, road-distance / great-circle ratio used to build ``distance_km`` (NaN when
         distances came from a table).
+
+    Frozen: attributes cannot be reassigned and every array is read-only (a private copy of the
+    caller's); ``distance_km.copy()`` gives a scratch matrix.
     """
 
     region_ids: np.ndarray
@@ -54,13 +58,9 @@ class RegionMap:
 
     def __post_init__(self) -> None:
         n = len(self.region_ids)
-        self.region_ids = np.asarray(self.region_ids)
-        self.names = np.asarray(self.names, dtype=object)
-        self.lat = np.asarray(self.lat, float)
-        self.lon = np.asarray(self.lon, float)
-        self.distance_km = np.asarray(self.distance_km, float)
-        self.zone_ids = np.asarray(self.zone_ids)
-        self.zone_region = np.asarray(self.zone_region, dtype=np.int64)
+        for name, dtype in (("region_ids", None), ("names", object), ("lat", float), ("lon", float),
+                            ("distance_km", float), ("zone_ids", None), ("zone_region", np.int64)):
+            object.__setattr__(self, name, readonly(getattr(self, name), dtype))
         if n == 0:
             raise DataError("a RegionMap needs at least one region")
         if self.distance_km.shape != (n, n):
@@ -71,7 +71,7 @@ class RegionMap:
             raise DataError("zone_ids and zone_region must have the same length")
         if len(self.zone_region) and (self.zone_region.min() < 0 or self.zone_region.max() >= n):
             raise DataError("zone_region holds a position outside 0..n-1")
-        self._zone_index = pd.Index(self.zone_ids)
+        object.__setattr__(self, "_zone_index", pd.Index(self.zone_ids))
         if not self._zone_index.is_unique:
             raise DataError("zone ids must be unique in a RegionMap")
 

@@ -26,7 +26,7 @@ import pandas as pd
 
 from drbalance.errors import DataError
 from drbalance.policies import as_moves
-from drbalance.state import LOW_BATTERY_THRESHOLD, FleetState
+from drbalance.state import LOW_BATTERY_THRESHOLD, FleetState, Plan
 
 #: Statuses of a vehicle available for rebalancing.
 IDLE_STATUSES = ("idle", "vacant")
@@ -147,23 +147,19 @@ def fleet_state_from_arrays(region, soc, plugs, occupied, status=None,
 
 
 def moves_frame(plan_or_moves, include_stays: bool = False) -> pd.DataFrame:
-    """Region-level moves of a :class:`drbalance.state.Plan` (its rounded first slot) or :class:`Moves`.
+    """Region-level moves of a :class:`drbalance.state.Plan` (its rounded first slot), a :class:`Moves`
+    or anything :func:`drbalance.policies.as_moves` accepts, as the move table of
+    :meth:`drbalance.state.Moves.to_frame`.
 
-    Returns columns ``origin``, ``destination`` (int region positions), ``count`` (int vehicles > 0) and
+    Columns ``origin``, ``destination`` (int region positions), ``count`` (int vehicles > 0) and
     ``kind`` (``"vacant"`` or ``"charge"``: low-battery EVs sent to a charger in ``destination``),
-    sorted by kind, origin, destination.  Vacant "stay" rows (``origin == destination``) are left out
-    unless ``include_stays``; a charge row with ``origin == destination`` (charge in one's own region)
-    is always kept, it is an order.
+    sorted by kind (vacant first), origin, destination.  Vacant "stay" rows (``origin == destination``)
+    are left out unless ``include_stays``; a charge row with ``origin == destination`` (charge in one's
+    own region) is always kept, it is an order.
     """
-    m = as_moves(plan_or_moves, "plan")
-    f = m.to_frame()
-    keep = f["count"] > 0
-    if not include_stays:
-        keep &= ~((f["kind"] == "vacant") & (f["origin"] == f["destination"]))
-    f = f[keep].groupby(["kind", "origin", "destination"], as_index=False, sort=True)["count"].sum()
-    f = f.assign(_k=(f["kind"] == "charge").astype(int)).sort_values(["_k", "origin", "destination"])
-    return f.loc[:, ["origin", "destination", "count", "kind"]].reset_index(drop=True).astype(
-        {"origin": np.int64, "destination": np.int64, "count": np.int64})
+    if include_stays and isinstance(plan_or_moves, Plan):
+        return plan_or_moves.moves(include_stays=True).to_frame(include_stays=True)
+    return as_moves(plan_or_moves, "plan").to_frame(include_stays)
 
 
 def assign_vehicles(plan_or_moves, vehicles: pd.DataFrame, distance_km,

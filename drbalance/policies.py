@@ -2,8 +2,8 @@
 
 The only call a simulator makes is ``policy.plan(state, t)`` with a :class:`drbalance.state.FleetState`
 and the slot's start time; the answer is either a :class:`Moves` or any object with a ``moves()``
-method returning one.  The optimiser's :class:`drbalance.state.Plan` is also accepted (through
-:func:`as_moves`, which reads its rounded first-slot moves ``pairs_x/moves_x`` and ``pairs_y/moves_y``).
+method returning one, such as the optimiser's :class:`drbalance.state.Plan` (``Plan.moves()``: its
+rounded first slot).  :class:`Moves` is defined in :mod:`drbalance.state` and importable from here.
 
 Built-in policies
 -----------------
@@ -26,68 +26,7 @@ import numpy as np
 import pandas as pd
 
 from drbalance.errors import ConfigError, DataError
-
-KINDS = ("vacant", "charge")
-
-
-@dataclass
-class Moves:
-    """Integer first-slot moves between regions.
-
-    Attributes
-    ----------
-    origin, destination : (m,) int region positions (0..n-1 of the simulator's RegionMap).
-    count : (m,) int vehicles moved (>= 0).  A vacant move with ``origin == destination`` means "stay";
-        a charge move with ``origin == destination`` means "charge in my own region".
-    kind : (m,) str, ``"vacant"`` (EVs above the low-battery threshold) or ``"charge"`` (low-battery EVs
-        sent to a charger in ``destination``).
-    """
-
-    origin: np.ndarray
-    destination: np.ndarray
-    count: np.ndarray
-    kind: np.ndarray
-
-    def __post_init__(self) -> None:
-        self.origin = np.asarray(self.origin, dtype=np.int64).reshape(-1)
-        self.destination = np.asarray(self.destination, dtype=np.int64).reshape(-1)
-        c = np.asarray(self.count)
-        cf = c.astype(float).reshape(-1)
-        if len(cf) and (not np.isfinite(cf).all() or not np.allclose(cf, np.rint(cf), rtol=0, atol=1e-9)):
-            raise DataError("move counts must be whole numbers of vehicles (round the plan first)")
-        self.count = np.rint(cf).astype(np.int64)
-        self.kind = np.asarray(self.kind, dtype=object).reshape(-1)
-        m = len(self.origin)
-        if not (len(self.destination) == len(self.count) == len(self.kind) == m):
-            raise DataError(f"Moves arrays differ in length: origin {m}, destination {len(self.destination)}, "
-                            f"count {len(self.count)}, kind {len(self.kind)}")
-        if (self.count < 0).any():
-            raise DataError(f"negative move count {int(self.count.min())}; counts are vehicles (>= 0)")
-        bad = ~np.isin(self.kind.astype(str), KINDS) if m else np.zeros(0, bool)
-        if bad.any():
-            raise DataError(f"unknown move kind {self.kind[bad][0]!r}; use 'vacant' or 'charge'")
-
-    def __len__(self) -> int:
-        return len(self.origin)
-
-    @classmethod
-    def empty(cls) -> "Moves":
-        return cls(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, object))
-
-    @classmethod
-    def concat(cls, parts: list["Moves"]) -> "Moves":
-        parts = [p for p in parts if len(p)]
-        if not parts:
-            return cls.empty()
-        return cls(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("origin", "destination", "count", "kind")))
-
-    def total(self, kind: str) -> int:
-        """Vehicles moved of one kind (stays included)."""
-        return int(self.count[self.kind == kind].sum())
-
-    def to_frame(self) -> pd.DataFrame:
-        return pd.DataFrame({"origin": self.origin, "destination": self.destination, "count": self.count,
-                             "kind": self.kind.astype(str)})
+from drbalance.state import KINDS, Moves  # noqa: F401  (the value object lives in drbalance.state)
 
 
 @runtime_checkable
@@ -100,10 +39,10 @@ class Policy(Protocol):
 def as_moves(answer, policy_name: str = "policy") -> Moves:
     """Normalise a policy's answer to :class:`Moves`.
 
-    Accepts a :class:`Moves`; an object with a ``moves()`` method returning one; or an object with
-    the rounded first-slot pair lists of :class:`drbalance.state.Plan` (``pairs_x``, ``moves_x``,
-    ``pairs_y``, ``moves_y``; low-battery moves become ``"charge"``).  Anything else raises
-    :class:`ConfigError` naming the policy.
+    Accepts a :class:`Moves`; an object with a ``moves()`` method returning one (a
+    :class:`drbalance.state.Plan`: its rounded first slot); or an object with rounded first-slot pair
+    lists ``pairs_x``, ``moves_x``, ``pairs_y``, ``moves_y`` (read by :meth:`Moves.from_pairs`:
+    low-battery moves become ``"charge"``).  Anything else raises :class:`ConfigError` naming the policy.
     """
     if isinstance(answer, Moves):
         return answer
@@ -115,10 +54,7 @@ def as_moves(answer, policy_name: str = "policy") -> Moves:
             raise ConfigError(f"policy {policy_name!r}: .moves() returned {type(out).__name__}, expected Moves")
         return out
     if all(hasattr(answer, a) for a in ("pairs_x", "moves_x", "pairs_y", "moves_y")):
-        px, py = np.asarray(answer.pairs_x).reshape(-1, 2), np.asarray(answer.pairs_y).reshape(-1, 2)
-        mx, my = np.asarray(answer.moves_x), np.asarray(answer.moves_y)
-        return Moves(np.r_[px[:, 0], py[:, 0]], np.r_[px[:, 1], py[:, 1]], np.r_[mx, my],
-                     np.r_[np.full(len(mx), "vacant", object), np.full(len(my), "charge", object)])
+        return Moves.from_pairs(answer.pairs_x, answer.moves_x, answer.pairs_y, answer.moves_y)
     raise ConfigError(f"policy {policy_name!r} returned {type(answer).__name__}; expected Moves, an object with "
                       "a moves() method, or a Plan with pairs_x/moves_x/pairs_y/moves_y")
 

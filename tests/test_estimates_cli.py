@@ -52,9 +52,9 @@ def test_no_lookahead_in_forecasts(jan_feb):
     regions, panels = jan_feb
     a = Estimates.fit({q: p.select("2021-01-01", "2021-01-31") for q, p in panels.items()}, regions,
                       EstimateConfig(slot_minutes=60, n_bootstrap=50))
-    changed = {q: Panel(p.values.copy(), p.days, p.slot_minutes, p.region_ids, q, p.day_type)
-               for q, p in panels.items()}
-    changed["demand"].values[40:] += 1000  # February changes must not move estimates trained on January
+    # February changes (demand + 1000 from day 40) must not move estimates trained on January
+    changed = {q: Panel(p.values + 1000.0 * (q == "demand") * (np.arange(p.n_days)[:, None, None] >= 40), p.days,
+                        p.slot_minutes, p.region_ids, q, p.day_type) for q, p in panels.items()}
     b = Estimates.fit({q: p.select("2021-01-01", "2021-01-31") for q, p in changed.items()}, regions,
                       EstimateConfig(slot_minutes=60, n_bootstrap=50))
     assert np.array_equal(a.forecast_window("demand", "2021-02-10", 9), b.forecast_window("demand", "2021-02-10", 9))
