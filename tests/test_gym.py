@@ -127,4 +127,4 @@ def test_bad_moves_surface_in_the_caller_and_end_the_episode(env):
     obs, _ = env.reset(seed=2)          # a fresh episode runs normally afterwards
     assert env.observation_space.contains(obs)
     env.close()
-    assert u._thread is None
+    assert u._run is None  # close() drops the run (no thread to stop any more)

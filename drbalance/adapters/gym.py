@@ -32,12 +32,10 @@ Reward (per slot ``k``, after the slot has been simulated)
     anywhere) counts as ``-n``.  ``info`` reports every term.
 
 How stepping works
-    :class:`drbalance.sim.Simulator` runs a whole window in one call and asks its policy at every slot
-    boundary.  The environment runs that call in a background thread with a *hand-off policy*: its
-    ``plan(state, t)`` posts the state to the environment and blocks until the environment posts the
-    moves back.  Exactly one side runs at a time (strict alternation over two queues), so there is
-    no race and an episode is deterministic given the seed.  ``reset`` and ``close`` stop a running
-    episode by posting an abort to the blocked thread and joining it.
+    The environment drives a :class:`drbalance.sim.SimRun` (``Simulator.start()``), the simulator's
+    public stepping interface: ``reset`` starts a run and reads the first decision state, ``step``
+    passes the slot's moves to :meth:`SimRun.step`, which simulates up to the next decision.  One
+    thread, no hand-off: an episode is deterministic given the seed.
 
 Reference agents
     :func:`run_policy_episode` plays any :class:`drbalance.policies.Policy` (``greedy``, the ``dr``
@@ -50,8 +48,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import queue
-import threading
 from dataclasses import dataclass
 
 import gymnasium
@@ -59,8 +55,16 @@ import numpy as np
 import pandas as pd
 from gymnasium import spaces
 
+from data_pipeline.estimates import EstimateConfig
+from data_pipeline.readers import read_tlc_trips
+from drbalance import datasets, metrics
+from drbalance.config import MODES
 from drbalance.errors import ConfigError, DataError
-from drbalance.policies import EstimatesForecast, Moves, as_moves, charge_moves
+from drbalance.policies import EstimatesForecast, Moves, as_moves, charge_moves, make_policy
+from drbalance.rounding import largest_remainder
+from drbalance.sim.config import SimConfig
+from drbalance.study import Study
+from drbalance.study_config import EvaluationSettings, StudyConfig
 
 ENV_ID = "drbalance/Balancing-v0"
 #: Upper bound of the forecast-demand row of the observation (requests per slot and region; clipped).
@@ -68,56 +72,14 @@ DEMAND_CAP = 1.0e4
 
 
 @functools.lru_cache(maxsize=4)
-def _bundled_setup(regions: int, train: tuple[str, str], day: str, slot_minutes: int, horizon: int,
-                   n_bootstrap: int, seed: int):
-    """Zones, the replayed day's trips, coarsened regions, estimates and siting weights (cached)."""
-    from data_pipeline.estimates import EstimateConfig, Estimates
-    from data_pipeline.panels import trip_panels
-    from data_pipeline.readers import read_tlc_trips
-    from data_pipeline.regions import RegionMap, estimate_circuity
-    from drbalance import datasets
-
-    t0, t1 = pd.Timestamp(train[0]).normalize(), pd.Timestamp(train[1]).normalize()
-    d = pd.Timestamp(day).normalize()
-    if d <= t1:
-        raise ConfigError(f"day {d.date()} is not after the training period ending {t1.date()} (no look-ahead)")
-    months = sorted({p.strftime("%Y-%m") for p in pd.date_range(t0, d, freq="D")})
+def bundled_study(config: StudyConfig) -> Study:
+    """The :class:`drbalance.study.Study` of ``config`` on the bundled NYC green-taxi data (cached:
+    environments with equal settings share it)."""
+    ev = config.evaluation
+    months = sorted({p.strftime("%Y-%m") for p in pd.date_range(ev.train[0], max(ev.days), freq="D")})
     zones = datasets.load_nyc_zones()
-    ing = read_tlc_trips(datasets.nyc_green_trip_files(tuple(months)), zones,
-                         period=(str(t0.date()), str(d.date())))
-    f = ing.frame
-    tr = f[f.pickup_time < t1 + pd.Timedelta(days=1)]
-    if tr.pickup_time.dt.normalize().nunique() < 2:
-        raise DataError(f"fewer than 2 training days with trips in {train[0]}..{train[1]}")
-    base = RegionMap.from_zones(zones, estimate_circuity(tr, zones))
-    w = np.bincount(base.region_of(tr.pickup_zone.to_numpy()), minlength=base.n).astype(float)
-    reg = base.coarsen(regions, w, random_state=seed) if regions is not None else base
-    wd = np.bincount(reg.region_of(tr.pickup_zone.to_numpy()), minlength=reg.n).astype(float)
-    panels = trip_panels(tr, reg, str(t0.date()), str(t1.date()), slot_minutes)
-    est = Estimates.fit(panels, reg, EstimateConfig(slot_minutes=slot_minutes, horizon=horizon,
-                                                    n_bootstrap=n_bootstrap, random_state=seed))
-    day_trips = f[(f.pickup_time >= d) & (f.pickup_time < d + pd.Timedelta(days=1))]
-    return zones, day_trips, reg, est, wd
-
-
-class _Abort(Exception):
-    """Posted to the simulator thread to end an episode early."""
-
-
-class _HandoffPolicy:
-    """The policy the background simulator calls: hands the state over and waits for the moves."""
-
-    name = "gym"
-
-    def __init__(self, to_env: queue.Queue, to_sim: queue.Queue) -> None:
-        self.to_env, self.to_sim = to_env, to_sim
-
-    def plan(self, state, t):
-        self.to_env.put(("plan", state, pd.Timestamp(t)))
-        answer = self.to_sim.get()
-        if answer is _Abort:
-            raise _Abort()
-        return answer
+    ing = read_tlc_trips(datasets.nyc_green_trip_files(tuple(months)), zones, period=(ev.train[0], max(ev.days)))
+    return Study.from_trips(ing.frame, zones, config)
 
 
 def target_moves(state, target, distance_km: np.ndarray, reach_km: float) -> Moves:
@@ -138,11 +100,7 @@ def target_moves(state, target, distance_km: np.ndarray, reach_km: float) -> Mov
     total = int(V.sum())
     if a.sum() <= 0 or total == 0:
         return Moves.empty()
-    raw = a / a.sum() * total
-    T = np.floor(raw).astype(np.int64)
-    rest = total - int(T.sum())
-    if rest:
-        T[np.lexsort((np.arange(n), -(raw - T)))[:rest]] += 1
+    T = largest_remainder(a, total)
     surplus = np.maximum(V - T, 0)
     deficit = np.maximum(T - V, 0)
     W = np.asarray(distance_km, float)
@@ -165,8 +123,8 @@ def target_moves(state, target, distance_km: np.ndarray, reach_km: float) -> Mov
 class BalancingEnv(gymnasium.Env):
     """Rebalancing an electric MoD fleet, one decision slot per step (see the module docstring).
 
-    Call :meth:`close` when done: a running episode holds a (daemon) simulator thread.  The observation
-    returned with ``terminated=True`` repeats the last decision state (no decision follows it).
+    The observation returned with ``terminated=True`` repeats the last decision state (no decision
+    follows it).  The study behind it (regions, estimates, chargers) is :attr:`study`.
 
     Parameters
     ----------
@@ -193,8 +151,6 @@ class BalancingEnv(gymnasium.Env):
                  slot_minutes: int = 15, horizon: int = 3, w_m: float = 1.0, w_c: float = 1.0, w_km: float = 0.01,
                  mobility: str = "u_m_all", reach_km: float = 10.0, speed_kmh: float = 20.0,
                  plugs_per_vehicle: float = 0.1, seed: int = 0, n_bootstrap: int = 50) -> None:
-        from drbalance.sim import PlugSiting, SimConfig, Simulator
-
         if mobility not in ("u_m_all", "u_m"):
             raise ConfigError(f"mobility must be 'u_m_all' or 'u_m', got {mobility!r}")
         for name, val in (("w_m", w_m), ("w_c", w_c), ("w_km", w_km)):
@@ -205,14 +161,16 @@ class BalancingEnv(gymnasium.Env):
         if minutes <= 0 or minutes % slot_minutes or start_min % slot_minutes or start_min + minutes > 1440:
             raise ConfigError(f"hours={hours} from start_hour={start_hour} must be a positive whole number of "
                               f"{slot_minutes}-min slots inside the day")
-        self.zones, trips, self.regions, self.estimates, self.siting_weights = _bundled_setup(
-            regions, (str(train[0]), str(train[1])), str(day), slot_minutes, horizon, n_bootstrap, seed)
-        start = pd.Timestamp(day).normalize() + pd.Timedelta(minutes=start_min)
-        self.sim_config = SimConfig(fleet_size=fleet, seed=seed, slot_minutes=slot_minutes, speed_kmh=speed_kmh)
-        self._siting = PlugSiting(per_vehicle=plugs_per_vehicle)
-        self._trips, self._start, self._minutes = trips, start, minutes
-        self.sim = Simulator.from_trips(trips, self.regions, start, self.sim_config, siting=self._siting,
-                                        siting_weights=self.siting_weights, zones=self.zones, minutes=minutes)
+        config = StudyConfig(
+            slot_minutes=slot_minutes, horizon=horizon, seed=seed,
+            estimate=EstimateConfig(n_bootstrap=n_bootstrap),
+            sim=SimConfig(fleet_size=fleet, speed_kmh=speed_kmh),
+            evaluation=EvaluationSettings(train=(str(train[0]), str(train[1])), days=(str(day),),
+                                          regions=regions or 0, plugs_per_vehicle=plugs_per_vehicle))
+        self.study = bundled_study(config)
+        self.zones, self.regions, self.estimates = self.study.zones, self.study.regions, self.study.estimates
+        self.sim_config = self.study.config.sim
+        self.sim = self.study.simulator(day, start_minute=start_min, minutes=minutes)
         self.n = self.regions.n
         self.weights = {"w_m": float(w_m), "w_c": float(w_c), "w_km": float(w_km)}
         self.mobility = mobility
@@ -226,7 +184,6 @@ class BalancingEnv(gymnasium.Env):
         high[3] = float(self.sim.plugs.max())
         self.observation_space = spaces.Box(np.zeros_like(high), high, dtype=np.float32)
         self.action_space = spaces.Box(0.0, 1.0, shape=(self.n,), dtype=np.float32)
-        self._thread: threading.Thread | None = None
         self._run = None
         self.state = None
         self.t = None
@@ -234,55 +191,25 @@ class BalancingEnv(gymnasium.Env):
         self.result = None
 
     # ----------------------------------------------------------------------------- episode control
-    def _stop(self) -> None:
-        if self._thread is not None and self._thread.is_alive():
-            self._to_sim.put(_Abort)
-            self._thread.join()
-        self._thread = None
-
-    def _worker(self, run) -> None:
-        try:
-            self._to_env.put(("done", run.execute(), None))
-        except _Abort:
-            self._to_env.put(("aborted", None, None))
-        except BaseException as exc:  # surfaced in the caller's thread by _wait
-            self._to_env.put(("error", exc, None))
-
-    def _wait(self):
-        kind, a, b = self._to_env.get()
-        if kind == "error":
-            self._thread.join()
-            self._thread = None
-            raise a
-        return kind, a, b
-
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         """Start a new episode; ``seed`` reseeds the fleet draw (initial positions and SoC).
 
         Without a seed the fleet seed is drawn from the environment's generator (first reset: ``seed``
         of the constructor).  Returns ``(observation, info)``.
         """
-        from drbalance.sim.replay import _Run
-
         super().reset(seed=self.seed if (seed is None and self._np_random is None) else seed)
-        self._stop()
         fleet_seed = int(self.np_random.integers(0, 2**31 - 1))
         self.sim.config = dataclasses.replace(self.sim_config, seed=fleet_seed)
-        self._to_env, self._to_sim = queue.Queue(), queue.Queue()
-        self._run = _Run(self.sim, _HandoffPolicy(self._to_env, self._to_sim), None)
-        self._thread = threading.Thread(target=self._worker, args=(self._run,), daemon=True,
-                                        name="drbalance-gym-sim")
-        self._thread.start()
+        self._run = self.sim.start()
         self.result = None
         self.slot = 0
-        kind, state, t = self._wait()
-        if kind != "plan":
-            raise RuntimeError(f"simulator ended before its first decision ({kind})")
-        self.state, self.t = state, t
-        return self._observation(), {"t": str(t), "slot": 0, "fleet_seed": fleet_seed}
+        if self._run.done:
+            raise ConfigError("the replayed window holds no decision slot")
+        self.state, self.t = self._run.state(), self._run.t
+        return self._observation(), {"t": str(self.t), "slot": 0, "fleet_seed": fleet_seed}
 
     def close(self) -> None:
-        self._stop()
+        self._run = None
 
     # ----------------------------------------------------------------------------- steps
     def _observation(self) -> np.ndarray:
@@ -309,36 +236,34 @@ class BalancingEnv(gymnasium.Env):
     def step_moves(self, moves) -> tuple:
         """Apply integer moves (a :class:`Moves`, :class:`drbalance.state.Plan` or what ``as_moves`` takes)
         directly for one slot, bypassing the action conversion (reference agents use this)."""
-        if self._thread is None or self.state is None:
+        if self._run is None or self.state is None:
             raise ConfigError("the episode is over or not started; call reset()")
         moves = as_moves(moves, "agent")
         k = self.slot
-        self._to_sim.put(moves)
-        kind, a, b = self._wait()
+        try:
+            done = self._run.step(moves)
+        except Exception:
+            self._run, self.state = None, None   # the run cannot go on after a refused decision
+            raise
         info = self._slot_info(k)
         info["moves"] = int(moves.count[moves.origin != moves.destination].sum())
         reward = info["reward"]
-        if kind == "plan":
-            self.state, self.t, self.slot = a, b, k + 1
+        if not done:
+            self.state, self.t, self.slot = self._run.state(), self._run.t, k + 1
             return self._observation(), reward, False, False, info
-        self._thread.join()
-        self._thread = None
-        self.result = a
+        self.result = self._run.result()
         obs = self._observation()
         self.state = None
-        info["summary"] = a.summary
+        info["summary"] = self.result.summary
         return obs, reward, True, False, info
 
     def _slot_info(self, k: int) -> dict:
         """Reward terms of slot ``k`` from the run's own counters (complete once the slot is simulated)."""
-        from drbalance import metrics
-        from drbalance.sim.fleet import CHARGING
-
-        run, slot = self._run, self.sim_config.slot_minutes
-        fair = metrics.mobility_fairness(self._demand[k:k + 1], run.V_post[k:k + 1])
-        u_c = float(metrics.charging_fairness(run.acc[k:k + 1, CHARGING, :] / slot, self.sim.plugs)[0])
+        rec, slot = self._run.slot_record(k), self.sim_config.slot_minutes
+        fair = metrics.mobility_fairness(self._demand[k:k + 1], rec["vacant_after"][None, :])
+        u_c = float(metrics.charging_fairness(rec["charging_minutes"][None, :] / slot, self.sim.plugs)[0])
         u_m = float(fair[self.mobility][0])
-        km = float(run.km["move"][k] + run.km["charge_move"][k])
+        km = rec["km_move"] + rec["km_charge_move"]
         wm, wc, wk = self.weights["w_m"], self.weights["w_c"], self.weights["w_km"]
         u_m_r = u_m if np.isfinite(u_m) else -float(self.n)
         u_c_r = u_c if np.isfinite(u_c) else -float(self.n)
@@ -356,21 +281,13 @@ def reference_policy(env, name: str = "greedy"):
     ``nominal``, ``demand_robust``, ``dr`` (a :class:`drbalance.controller.Controller` with the greedy
     fallback, horizon of the env's estimates).
     """
-    from drbalance.controller import Controller, ControllerConfig
-    from drbalance.policies import make_policy
-    from drbalance.problem import MODES, BalancingConfig
-
     e = env.unwrapped
     if name in ("noop", "greedy"):
         return make_policy(name, e.sim, e.estimates, reach_km=e.reach_km)
     if name in MODES:
-        c = e.estimates.config
-        low = min(9.0, e.reach_km)   # the evaluation's charger reach of the optimisers (km)
-        bal = BalancingConfig(mode=name, horizon=c.horizon, slot_minutes=c.slot_minutes, reach_km=e.reach_km,
-                              low_battery_reach_km=low, speed_kmh=e.sim_config.speed_kmh,
-                              supply_floor=1.0, queue_allowance=1.0)
-        return Controller(e.estimates, bal, ControllerConfig(mode=name, low_battery_reach_km=low),
-                          fallback=make_policy("greedy", e.sim, e.estimates), name=name)
+        low = min(e.study.config.balancing.low_battery_reach_km, e.reach_km)
+        bal = dataclasses.replace(e.study.config.balancing, mode=name, reach_km=e.reach_km, low_battery_reach_km=low)
+        return e.study.controller(balancing=bal, fallback=make_policy("greedy", e.sim, e.estimates), name=name)
     raise ConfigError(f"unknown reference agent {name!r}; choose noop, greedy, nominal, demand_robust or dr")
 
 

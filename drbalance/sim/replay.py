@@ -614,7 +614,7 @@ class SimRun:
         :class:`drbalance.state.Plan` or what :func:`drbalance.policies.as_moves` accepts; None asks
         the run's policy) and simulate to the next decision.  Returns :attr:`done`."""
         if self._next is None:
-            raise ConfigError("the run is done; start a new one with Simulator.start()")
+            raise ConfigError("the run is done or ended with an error; start a new one with Simulator.start()")
         state, t = self._next
         if moves is None:
             if self.policy is None:
@@ -629,6 +629,9 @@ class SimRun:
             self._next = self._gen.send(moves)
         except StopIteration as stop:
             self._next, self._result = None, stop.value
+        except BaseException:
+            self._next = None   # the minute loop ended with the error: the run cannot continue
+            raise
         return self.done
 
     def finish(self) -> SimResult:
