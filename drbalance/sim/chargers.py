@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from data_pipeline.units import KM_PER_MILE
 from drbalance.errors import ConfigError, DataError
 from drbalance.rounding import largest_remainder  # noqa: F401  (also importable from here)
 
@@ -139,7 +140,7 @@ class PlugSiting:
         return asdict(self)
 
 
-MI_KM = 1.609344  #: km per statute mile
+MI_KM = KM_PER_MILE  #: km per statute mile
 
 
 def kwh_per_km(mi_per_kwh: float) -> float:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from data_pipeline.units import KM_PER_MILE
 from drbalance.errors import ConfigError
 from drbalance.sim.log import EVENT_CODES
 
@@ -59,7 +60,7 @@ def queue_waits(events: pd.DataFrame, end_minute: int) -> pd.DataFrame:
     return pd.DataFrame({"region": m["region"].to_numpy(np.int64), "wait": plug - m["minute"].to_numpy(np.int64)})
 
 
-def site_xyz(sim, make_policy, x: int = 5, y_km: float = 15 * 1.609344, z_min: float = 15.0,
+def site_xyz(sim, make_policy, x: int = 5, y_km: float = 15 * KM_PER_MILE, z_min: float = 15.0,
              max_rounds: int = 10) -> SitingReport:
     """Apply the x/y/z rule starting from ``sim.plugs``.
 
