@@ -47,8 +47,11 @@ def test_edge_regions_partition(edges):
     assert rm.distance_km[0, 8] > rm.distance_km[0, 1]
     # every edge lies in the block of its midpoint
     for e in edges.edges_of(4):
-        x, y = edges.edge_xy[edges._pos[e]]
+        x, y = edges.xy_of(e)
         assert 1000 / 3 <= x <= 2000 / 3 and 1000 / 3 <= y <= 2000 / 3
+        i = edges.position_of(e)
+        assert edges.edge_ids[i] == e and edges.length_of(e) == edges.edge_length[i] and edges.region_of_edge(e) == 4
+    assert edges.position_of(":A0_0") == -1 and edges.region_of_edge(":A0_0") == -1  # junction-internal edge
 
 
 class SendK:
