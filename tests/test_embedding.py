@@ -72,6 +72,22 @@ def test_moves_frame_drops_stays_and_keeps_own_region_charging():
     assert len(moves_frame(m, include_stays=True)) == 4
 
 
+
+def test_moves_frame_of_a_plan_is_its_moves_table():
+    from drbalance.state import Plan
+
+    # vacant: stay 0 -> 0 (2 EVs), 0 -> 1 (1); low battery: 1 -> 1, charge in one's own region (1)
+    plan = Plan("nominal", np.array([[0, 0], [0, 1]]), np.array([[1, 1]]), np.zeros((1, 2)), np.zeros((1, 1)),
+                np.array([2, 1]), np.array([1]), np.zeros((1, 3)), np.zeros((1, 3)), 0.0, {}, "x", "ok", 0, 0)
+    f = moves_frame(plan)
+    assert f.equals(plan.moves().to_frame())
+    assert f.to_dict("records") == [{"origin": 0, "destination": 1, "count": 1, "kind": "vacant"},
+                                    {"origin": 1, "destination": 1, "count": 1, "kind": "charge"}]
+    assert moves_frame(plan, include_stays=True)[["origin", "destination", "count"]].values.tolist() == [
+        [0, 0, 2], [0, 1, 1], [1, 1, 1]]
+    assert moves_frame(Moves.empty()).equals(Moves.empty().to_frame())
+
+
 def test_assign_vehicles_soc_and_distance_rule():
     # region 0 has idle a (0.9), c (0.7), b (0.5) above 0.2 and d (0.1) below
     m = Moves([0, 0, 0], [1, 2, 2], [1, 1, 1], ["vacant", "vacant", "charge"])

@@ -135,3 +135,39 @@ def test_count_panel_rejects_bad_regions():
     days = pd.date_range("2021-01-01", periods=1)
     with pytest.raises(DataError):
         count_panel(np.array(["2021-01-01T01:00"], dtype="datetime64[ns]"), np.array([5]), days, 60, 2)
+
+
+def test_panel_and_region_map_are_frozen_with_read_only_arrays():
+    import dataclasses
+
+    days = pd.date_range("2021-01-01", periods=3)
+    vals = np.ones((3, 24, 2))
+    p = Panel(vals, days, 60, np.array([0, 1]), "demand", day_types(days))
+    W = np.array([[0.0, 2.0], [2.0, 0.0]])
+    rm = RegionMap(np.array([7, 8]), np.array(["a", "b"]), np.zeros(2), np.zeros(2), W, np.array([1, 2, 3]),
+                   np.array([0, 1, 1]))
+    for obj, arrays in ((p, ("values", "region_ids", "day_type")),
+                        (rm, ("region_ids", "names", "lat", "lon", "distance_km", "zone_ids", "zone_region"))):
+        for f in dataclasses.fields(obj):
+            with pytest.raises(dataclasses.FrozenInstanceError):
+                setattr(obj, f.name, getattr(obj, f.name))
+        for name in arrays:
+            with pytest.raises(ValueError, match="assignment destination is read-only"):
+                getattr(obj, name)[0] = getattr(obj, name)[-1]
+    with pytest.raises(ValueError, match="read-only"):
+        p.series()[0] += 1  # views are read-only too
+    with pytest.raises(ValueError, match="read-only"):
+        np.fill_diagonal(rm.distance_km, 1.0)
+    # the caller's arrays are copied, not frozen, and later writes to them do not leak in
+    assert vals.flags.writeable and W.flags.writeable
+    vals[0, 0, 0] = -1.0
+    W[0, 1] = -1.0
+    assert p.values[0, 0, 0] == 1.0 and rm.distance_km[0, 1] == 2.0
+    # validation cannot be undone: a changed copy is validated again
+    with pytest.raises(DataError, match="non-negative"):
+        dataclasses.replace(rm, distance_km=-np.ones((2, 2)))
+    with pytest.raises(DataError, match="day_type"):
+        dataclasses.replace(p, day_type=np.array(["weekday"]))
+    sub = p.select("2021-01-02", "2021-01-03")
+    assert not sub.values.flags.writeable and sub.region_ids is p.region_ids  # frozen arrays are shared
+    assert rm.region_of([3, 9]).tolist() == [1, -1]
