@@ -14,7 +14,6 @@ chargers) with the ``dr`` policy, and once with ``nominal`` as the reference, an
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import time
 from pathlib import Path
 
@@ -22,7 +21,8 @@ import pandas as pd
 
 from data_pipeline.readers import read_tlc_trips
 from drbalance import datasets
-from drbalance.evaluation import EvaluationConfig, evaluate
+from drbalance.evaluation import evaluate
+from drbalance.study_config import StudyConfig
 
 DAYS = ("2021-03-02", "2021-03-03", "2021-03-04", "2021-03-09", "2021-03-10")
 
@@ -39,22 +39,24 @@ def main() -> None:
     args = ap.parse_args()
     zones = datasets.load_nyc_zones()
     trips = read_tlc_trips(datasets.nyc_green_trip_files(), zones, period=("2021-01-01", "2021-03-31")).frame
-    base = EvaluationConfig(train=("2021-01-01", "2021-02-28"), days=tuple(args.days.split(",")), fleet=args.fleet,
-                            policies=("dr",), regions=args.regions)
-    settings = [("nominal", dict(policies=("nominal",)))]
-    settings += [(f"dr gamma x{g}", dict(radius_scale=float(g))) for g in args.radius_scales.split(",")]
-    settings += [(f"dr beta1={b}", dict(beta1=float(b))) for b in args.beta1.split(",") if float(b) != 1.0]
+    base = StudyConfig().with_values({"evaluation.train": ["2021-01-01", "2021-02-28"],
+                                      "evaluation.days": args.days.split(","), "sim.fleet_size": args.fleet,
+                                      "evaluation.policies": ["dr"], "evaluation.regions": args.regions})
+    nominal = {"evaluation.policies": ["nominal"]}
+    settings = [("nominal", nominal)]
+    settings += [(f"dr gamma x{g}", {"controller.radius_scale": float(g)}) for g in args.radius_scales.split(",")]
+    settings += [(f"dr beta1={b}", {"balancing.beta1": float(b)}) for b in args.beta1.split(",") if float(b) != 1.0]
     # the same weights without robustness, so that weight effects are not credited to robustness
-    settings += [(f"nominal beta1={b}", dict(policies=("nominal",), beta1=float(b)))
+    settings += [(f"nominal beta1={b}", {**nominal, "balancing.beta1": float(b)})
                  for b in args.beta1.split(",") if float(b) != 1.0]
-    settings += [(f"dr beta2={b}", dict(beta2=float(b))) for b in args.beta2.split(",") if float(b) != 1.0]
+    settings += [(f"dr beta2={b}", {"balancing.beta2": float(b)}) for b in args.beta2.split(",") if float(b) != 1.0]
     rows = []
     t0 = time.perf_counter()
     for label, change in settings:
-        cfg = dataclasses.replace(base, **change)
+        cfg = base.with_values(change)
         ev = evaluate(trips, zones, cfg)
         r = ev.runs
-        rows.append({"setting": label, **{k: v for k, v in change.items() if k != "policies"},
+        rows.append({"setting": label, **{k.split(".")[-1]: v for k, v in change.items() if k != "evaluation.policies"},
                      "balancing_km": r.balancing_km.mean(), "u_m": r.u_m_mean.mean(), "u_m_all": r.u_m_all_mean.mean(),
                      "u_c": r.u_c_mean.mean(), "served_rate": r.served.sum() / r.requests.sum(),
                      "fallbacks": int(r.fallbacks.sum()), "step_s_median": r.step_s_median.median()})
@@ -84,7 +86,7 @@ def main() -> None:
         ax.set_xlabel("balancing km per day")
         ax.set_ylabel(label)
         ax.legend()
-    fig.suptitle(f"DR controller sweeps, {len(base.days)} March weekdays, {args.fleet} EVs, {args.regions} regions")
+    fig.suptitle(f"DR controller sweeps, {len(base.evaluation.days)} March weekdays, {args.fleet} EVs, {args.regions} regions")
     fig.tight_layout()
     fig.savefig(args.out / "pareto.png", dpi=110)
     print(f"wrote {args.out}/sweeps.csv and pareto.png in {time.perf_counter() - t0:.0f} s")

@@ -12,6 +12,7 @@ import argparse
 import importlib
 import sys
 
+import drbalance
 from drbalance.errors import DrbalanceError
 
 #: Sub-command modules, in the order ``drbalance --help`` lists them.
@@ -33,9 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="drbalance",
         description="Distributionally robust balancing of electric mobility-on-demand fleets.",
     )
-    from drbalance import __version__
-
-    parser.add_argument("--version", action="version", version=f"drbalance {__version__}")
+    parser.add_argument("--version", action="version", version=f"drbalance {drbalance.__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)

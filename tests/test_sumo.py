@@ -113,7 +113,7 @@ def test_controller_plans_on_sumo_regions(edges):
     est = Estimates.fit(panels, edges.regions, EstimateConfig(slot_minutes=5, horizon=2, n_bootstrap=20))
     bal = BalancingConfig(mode="nominal", horizon=2, slot_minutes=5, reach_km=2.0, low_battery_reach_km=1.0,
                           supply_floor=0.1)
-    ctl = Controller(est, bal, ControllerConfig(mode="nominal"))
+    ctl = Controller(est, bal, ControllerConfig())
     n_taxis = 12
     cfg = SumoConfig(n_taxis=n_taxis, taxi_regions=[0] * 6 + [1] * 6, seed=7, start="2026-01-08 08:00")
     sim = _started(SumoFleet(edges, demand, cfg))
