@@ -76,7 +76,7 @@ def check_slot_minutes(value, name: str = "slot_minutes") -> int:
     45, 60).  The one rule for slot lengths everywhere."""
     if isinstance(value, bool) or not _is_number(value) or not float(value).is_integer() \
             or not (5 <= value <= 60) or DAY_MINUTES % int(value):
-        raise ConfigError(f"{name} must be a whole number of minutes in 5..60 dividing 1440 "
+        raise ConfigError(f"{name} (the slot length) must be a whole number of minutes in 5..60 dividing 1440 "
                           f"(e.g. 5, 10, 15, 20, 30, 60); got {value!r}")
     return int(value)
 
