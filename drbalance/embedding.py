@@ -24,6 +24,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from drbalance.assignment import KINDS, assign
 from drbalance.errors import DataError
 from drbalance.policies import as_moves
 from drbalance.state import LOW_BATTERY_THRESHOLD, FleetState, Plan
@@ -198,34 +199,23 @@ def assign_vehicles(plan_or_moves, vehicles: pd.DataFrame, distance_km,
         raise DataError(f"moves refer to regions outside 0..{n - 1} (distance_km has {n} regions)")
     idle = v[v["status"].isin(IDLE_STATUSES)].copy()
     idle["kind"] = np.where(idle["soc"].to_numpy() <= threshold, "charge", "vacant")
-    idle["row"] = np.arange(len(idle))
     parts = []
-    for kind, sign in (("vacant", -1.0), ("charge", 1.0)):
+    for kind in KINDS:
         mk = mf[mf["kind"] == kind]
         if not len(mk):
             continue
-        # one row per vehicle to move, ranked inside its origin (vacant: longest first; charge: nearest first)
+        # one row per vehicle to move; the simulator's rule picks the vehicle (drbalance.assignment)
         rep = mk.loc[mk.index.repeat(mk["count"].to_numpy())].reset_index(drop=True)
-        rep["km"] = W[rep["origin"].to_numpy(), rep["destination"].to_numpy()]
-        rep["order"] = np.arange(len(rep))
-        rep = rep.sort_values(["origin", "km", "order"], ascending=[True, sign > 0, True], kind="stable")
-        rep["rank"] = rep.groupby("origin").cumcount()
-        # candidate vehicles ranked inside their region (vacant: highest SoC first; charge: lowest first)
-        cand = idle[idle["kind"] == kind].sort_values(["pos", "soc", "row"], ascending=[True, sign > 0, True],
-                                                      kind="stable")
-        cand["rank"] = cand.groupby("pos").cumcount()
-        need = rep.groupby("origin").size()
-        have = cand.groupby("pos").size().reindex(need.index, fill_value=0)
-        short = need[need > have]
-        if len(short):
-            i = int(short.index[0])
-            what = "idle vehicles above" if kind == "vacant" else "idle vehicles at or below"
-            raise DataError(f"{kind} moves take {int(short.iloc[0])} vehicles out of region {i} but only "
-                            f"{int(have[i])} {what} the {threshold:g} SoC threshold are there "
-                            f"({len(short)} region(s) short); rebuild the FleetState from the same frame")
-        got = rep.merge(cand[["pos", "rank", "id"]], left_on=["origin", "rank"], right_on=["pos", "rank"],
-                        how="left", validate="one_to_one")
-        parts.append(got.sort_values("order").rename(columns={"id": "vehicle_id"})[cols])
+        o, d = rep["origin"].to_numpy(np.int64), rep["destination"].to_numpy(np.int64)
+        cand = idle[idle["kind"] == kind]
+        what = f"idle vehicles {'above' if kind == 'vacant' else 'at or below'} the {threshold:g} SoC threshold"
+        try:
+            order, pos = assign(kind, o, W[o, d], cand["pos"].to_numpy(), cand["soc"].to_numpy(), what)
+        except DataError as exc:
+            raise DataError(f"{exc}; rebuild the FleetState from the same frame") from None
+        got = pd.DataFrame({"vehicle_id": cand["id"].to_numpy()[pos], "origin": o[order], "destination": d[order],
+                            "kind": kind, "km": W[o[order], d[order]], "row": order})
+        parts.append(got.sort_values("row", kind="stable")[cols])
     if not parts:
         return pd.DataFrame({"vehicle_id": pd.Series([], dtype=v["id"].dtype),
                              "origin": pd.Series([], dtype=np.int64), "destination": pd.Series([], dtype=np.int64),

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from drbalance.assignment import group_rank  # noqa: F401 - kept importable from here
 from drbalance.errors import ConfigError
 
 from drbalance.codes import (CHARGING, IDLE, LOW, N_STATUS, PICKUP, QUEUED, REPOSITION, SERVING,  # noqa: F401
@@ -94,14 +95,3 @@ class Fleet:
         """Vehicles per status and region, shape ``(N_STATUS, n_regions)``."""
         flat = self.status.astype(np.int64) * n_regions + self.region
         return np.bincount(flat, minlength=N_STATUS * n_regions).reshape(N_STATUS, n_regions)
-
-
-def group_rank(keys: np.ndarray) -> np.ndarray:
-    """Rank of each element within its run of equal ``keys`` (``keys`` must be sorted): 0, 1, 2, ..."""
-    keys = np.asarray(keys)
-    if len(keys) == 0:
-        return np.zeros(0, np.int64)
-    start = np.r_[True, keys[1:] != keys[:-1]]
-    first = np.flatnonzero(start)
-    run = np.cumsum(start) - 1
-    return np.arange(len(keys)) - first[run]

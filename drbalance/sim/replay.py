@@ -31,12 +31,13 @@ import numpy as np
 import pandas as pd
 
 from data_pipeline.regions import RegionMap
+from drbalance.assignment import assign, group_rank
 from drbalance.errors import ConfigError, DataError
 from drbalance.policies import as_moves, policy_name
 from drbalance.sim.chargers import PlugSiting, check_plugs, nearest_plug
 from drbalance.sim.config import SimConfig
 from drbalance.sim.fleet import (CHARGING, IDLE, LOW, N_STATUS, NEVER, PICKUP, QUEUED, REPOSITION, SERVING,
-                                 STRANDED, TO_CHARGE, Fleet, group_rank)
+                                 STRANDED, TO_CHARGE, Fleet)
 from drbalance.sim.log import EventLog
 from drbalance.sim.requests import Requests
 from drbalance.sim.result import SimResult, build_result
@@ -367,14 +368,11 @@ class SimRun:
                 continue
             o = np.repeat(moves.origin[sel], moves.count[sel])
             d = np.repeat(moves.destination[sel], moves.count[sel])
-            dist = self.W[o, d]
-            sign = -1.0 if k == "vacant" else 1.0   # vacant: longest moves first; charge: nearest first
-            uo = np.lexsort((np.arange(len(o)), sign * dist, o))
-            o, d, dist = o[uo], d[uo], dist[uo]
             cand = np.flatnonzero(f.status == pool)
-            cs = cand[np.lexsort((cand, sign * f.energy[cand], f.region[cand]))]  # vacant: highest SoC first
-            first = np.searchsorted(f.region[cs], o)
-            veh = cs[first + group_rank(o)]
+            order, pos = assign(k, o, self.W[o, d], f.region[cand], f.energy[cand])
+            o, d = o[order], d[order]
+            dist = self.W[o, d]
+            veh = cand[pos]
             if k == "vacant":
                 self._start_vacant(m, veh, o, d, dist)
             else:
