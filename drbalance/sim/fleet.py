@@ -17,6 +17,9 @@ from drbalance.errors import ConfigError
 from drbalance.codes import (CHARGING, IDLE, LOW, N_STATUS, PICKUP, QUEUED, REPOSITION, SERVING,  # noqa: F401
                              STATUS_NAMES, STRANDED, TO_CHARGE)
 
+#: Energy tolerance (kWh) of every feasibility comparison.
+EPS_KWH = 1e-9
+
 #: ``until`` value of statuses that do not end by themselves (idle, low, queued, stranded).
 NEVER = np.iinfo(np.int64).max // 4
 

@@ -31,19 +31,21 @@ import numpy as np
 import pandas as pd
 
 from data_pipeline.regions import RegionMap
-from drbalance.assignment import assign, group_rank
+from drbalance.assignment import group_rank
 from drbalance.errors import ConfigError, DataError
 from drbalance.policies import as_moves, policy_name
 from drbalance.sim.chargers import PlugSiting, check_plugs, nearest_plug
+from drbalance.sim.charging_rules import ChargingRules
 from drbalance.sim.config import SimConfig
+from drbalance.sim.dispatch import Dispatch
 from drbalance.sim.fleet import (CHARGING, IDLE, LOW, N_STATUS, NEVER, PICKUP, QUEUED, REPOSITION, SERVING,
-                                 STRANDED, TO_CHARGE, Fleet)
+                                 STRANDED, TO_CHARGE, EPS_KWH, Fleet)
 from drbalance.sim.log import EventLog
+from drbalance.sim.matching import Matching
 from drbalance.sim.requests import Requests
 from drbalance.sim.result import SimResult, build_result
 from drbalance.state import FleetState
 
-EPS_KWH = 1e-9
 
 
 class Simulator:
@@ -119,7 +121,7 @@ class Simulator:
         return SimRun(self, policy, progress)
 
 
-class SimRun:
+class SimRun(ChargingRules, Dispatch, Matching):
     """One run of a :class:`Simulator`, stepped one decision slot at a time.
 
     After construction (``Simulator.start``) the run waits at its first decision epoch:
@@ -274,152 +276,12 @@ class SimRun:
         self.queue_times.append(m - f.queue_since[go])
         self.log.add(m, 0, "plug_in", vehicle=go, origin=f.region[go], region=f.region[go], status=CHARGING)
 
-    # ----------------------------------------------------------------------------- strategy rules
-    def _strategy(self, m: int) -> None:
-        """Minute-level charging rules (phase 0, after plugging in): self-dispatch of low-battery EVs,
-        the idle-time trigger, then the opportunistic override (ChargingConfig docstring)."""
-        f, ch = self.f, self.c.charging
-        if ch.self_dispatch:
-            low = np.flatnonzero(f.status == LOW)
-            if len(low):
-                self.triggered["self_dispatch"] += self._send_to_charge(m, low, np.inf, need_free=False)
-        if ch.idle_minutes is not None:
-            idle = np.flatnonzero((f.status == IDLE) & (m - f.idle_since >= ch.idle_minutes)
-                                  & (f.energy < self.target_e - EPS_KWH))
-            if len(idle):
-                self.triggered["idle"] += self._send_to_charge(m, idle, np.inf, need_free=False)
-        if ch.opportunistic_soc is not None:
-            idle = np.flatnonzero((f.status == IDLE) & (f.energy < ch.opportunistic_soc * self.cap - EPS_KWH))
-            if len(idle):
-                self.triggered["opportunistic"] += self._send_to_charge(m, idle, ch.opportunistic_km, need_free=True)
-
-    def available_plugs(self) -> np.ndarray:
-        """(n,) plugs neither in use, nor queued for, nor claimed by an EV driving to them (may be < 0)."""
-        f = self.f
-        busy = (f.status == CHARGING) | (f.status == QUEUED) | (f.status == TO_CHARGE)
-        return self.sim.plugs - np.bincount(f.region[busy], minlength=self.n)
-
-    def _send_to_charge(self, m: int, veh: np.ndarray, within_km: float, need_free: bool) -> int:
-        """Send ``veh`` to the nearest region with an available plug within ``within_km`` and their range
-        (nearest first, then lowest vehicle number, at most the available plugs per region).  Those left
-        over go to the nearest plug region within reach to queue, unless ``need_free``.  Returns #sent."""
-        f = self.f
-        avail = self.available_plugs()
-        o = f.region[veh]
-        lim = np.minimum(f.energy[veh] / self.kpk + EPS_KWH, within_km)
-        D = self.W[o]
-        Dm = np.where((avail[None, :] > 0) & (D <= lim[:, None]), D, np.inf)
-        d = np.argmin(Dm, axis=1)
-        best = Dm[np.arange(len(veh)), d]
-        idx = np.flatnonzero(np.isfinite(best))
-        idx = idx[np.lexsort((veh[idx], best[idx], d[idx]))]
-        take = idx[group_rank(d[idx]) < avail[d[idx]]]
-        go = np.zeros(len(veh), bool)
-        go[take] = True
-        if not need_free and not go.all():
-            rest = np.flatnonzero(~go)
-            D2 = np.where((self.sim.plugs[None, :] > 0) & (D[rest] <= lim[rest, None]), D[rest], np.inf)
-            d2 = np.argmin(D2, axis=1)
-            b2 = D2[np.arange(len(rest)), d2]
-            ok = np.isfinite(b2)
-            d[rest[ok]] = d2[ok]
-            best[rest[ok]] = b2[ok]
-            go[rest[ok]] = True
-        sel = np.flatnonzero(go)
-        if len(sel):
-            self._depart(m, veh[sel], o[sel], d[sel], best[sel], TO_CHARGE, "charge_move", phase=0)
-        return int(len(sel))
-
     # ----------------------------------------------------------------------------- phase 1
     def observe(self) -> FleetState:
         """Counts per region now (vacant, low-battery, plugs, occupied or queued plugs)."""
         cnt = self.f.counts(self.n)
         return FleetState(vacant=cnt[IDLE], low_battery=cnt[LOW], plugs=self.sim.plugs,
                           occupied=cnt[CHARGING] + cnt[QUEUED] + cnt[TO_CHARGE])
-
-    def _apply(self, m: int, moves, t) -> None:
-        f, n = self.f, self.n
-        if not len(moves):
-            return
-        names = self.sim.regions.names
-        for arr, what in ((moves.origin, "origin"), (moves.destination, "destination")):
-            if len(arr) and (arr.min() < 0 or arr.max() >= n):
-                bad = int(arr[(arr < 0) | (arr >= n)][0])
-                raise ConfigError(f"policy {self.name!r} at {t}: move {what} {bad} is not a region position 0..{n - 1}")
-        kind = moves.kind.astype(str)
-        noplug = (kind == "charge") & (moves.count > 0) & (self.sim.plugs[moves.destination] == 0)
-        if noplug.any():
-            j = int(moves.destination[noplug][0])
-            raise ConfigError(f"policy {self.name!r} at {t}: charge move to region {j} ({names[j]}) which has no plug")
-        cnt = f.counts(n)
-        for k, pool, label in (("vacant", IDLE, "vacant EVs above the low-battery threshold"),
-                               ("charge", LOW, "low-battery vacant EVs")):
-            sel = (kind == k) & (moves.count > 0)
-            need = np.bincount(moves.origin[sel], weights=moves.count[sel], minlength=n).astype(np.int64)
-            over = np.flatnonzero(need > cnt[pool])
-            if len(over):
-                i = int(over[0])
-                raise ConfigError(f"policy {self.name!r} at {t}: moves {need[i]} {k} EVs out of region {i} "
-                                  f"({names[i]}, id {self.sim.regions.region_ids[i]}) but only {cnt[pool][i]} "
-                                  f"{label} are there ({len(over)} region(s) over-drawn); moves are never trimmed")
-        for k, pool in (("vacant", IDLE), ("charge", LOW)):
-            sel = (kind == k) & (moves.count > 0)
-            if not sel.any():
-                continue
-            o = np.repeat(moves.origin[sel], moves.count[sel])
-            d = np.repeat(moves.destination[sel], moves.count[sel])
-            cand = np.flatnonzero(f.status == pool)
-            order, pos = assign(k, o, self.W[o, d], f.region[cand], f.energy[cand])
-            o, d = o[order], d[order]
-            dist = self.W[o, d]
-            veh = cand[pos]
-            if k == "vacant":
-                self._start_vacant(m, veh, o, d, dist)
-            else:
-                self._start_charge(m, veh, o, d, dist)
-
-    def _start_vacant(self, m, veh, o, d, dist) -> None:
-        f = self.f
-        move = o != d
-        veh, o, d, dist = veh[move], o[move], d[move], dist[move]
-        ok = f.energy[veh] + EPS_KWH >= self.kpk * (dist + self.sim.plug_km[d])
-        if (~ok).any():
-            r = veh[~ok]
-            self.refused += len(r)
-            self.log.add(m, 1, "refused", vehicle=r, origin=o[~ok], region=o[~ok], target=d[~ok], status=f.status[r])
-        veh, o, d, dist = veh[ok], o[ok], d[ok], dist[ok]
-        self._depart(m, veh, o, d, dist, REPOSITION, "move")
-
-    def _start_charge(self, m, veh, o, d, dist) -> None:
-        f = self.f
-        ok = f.energy[veh] + EPS_KWH >= self.kpk * dist
-        if (~ok).any():
-            bad = np.flatnonzero(~ok)
-            has = np.flatnonzero(self.sim.plugs > 0)
-            reach = f.energy[veh[bad]] / self.kpk + EPS_KWH
-            sub = self.W[o[bad]][:, has]
-            sub = np.where(sub <= reach[:, None], sub, np.inf)
-            k = np.argmin(sub, axis=1)
-            best = sub[np.arange(len(bad)), k]
-            can = np.isfinite(best)
-            rd = bad[can]
-            if len(rd):
-                self.redirected += len(rd)
-                self.log.add(m, 1, "redirect", vehicle=veh[rd], origin=o[rd], region=o[rd], target=d[rd],
-                             status=f.status[veh[rd]])
-                d = d.copy()
-                dist = dist.copy()
-                d[rd] = has[k[can]]
-                dist[rd] = best[can]
-            sb = veh[bad[~can]]
-            if len(sb):
-                f.status[sb] = STRANDED
-                f.until[sb] = NEVER
-                self.log.add(m, 1, "stranded", vehicle=sb, origin=f.region[sb], region=f.region[sb], status=STRANDED)
-            keep = np.ones(len(veh), bool)
-            keep[bad[~can]] = False
-            veh, o, d, dist = veh[keep], o[keep], d[keep], dist[keep]
-        self._depart(m, veh, o, d, dist, TO_CHARGE, "charge_move")
 
     def _depart(self, m, veh, o, d, dist, status, event, phase: int = 1) -> None:
         if not len(veh):
@@ -436,92 +298,6 @@ class SimRun:
         f.until[veh] = m + tm
         self.km[event][self._slot(m)] += float(dist.sum())
         self.log.add(m, phase, event, vehicle=veh, origin=o, region=d, target=d, status=status, km=dist, kwh=-kwh)
-
-    # ----------------------------------------------------------------------------- phase 2
-    def _match(self, m: int, pending: np.ndarray) -> np.ndarray:
-        f, req, c = self.f, self.sim.requests, self.c
-        age = m - req.arrival[pending]
-        gone = pending[age > c.patience_minutes]
-        if len(gone):
-            self.outcome[gone] = 2
-            self.log.add(m, 2, "expire", request=gone, origin=req.origin[gone], region=req.destination[gone])
-            pending = pending[age <= c.patience_minutes]
-        if not len(pending):
-            return pending
-        avail = np.flatnonzero(f.status == IDLE)
-        av_e = f.energy[avail]
-        av_chg = np.zeros(len(avail), bool)
-        if self.service_priority:   # exit charging early: plugged EVs above their exit SoC may serve
-            chg = np.flatnonzero(f.status == CHARGING)
-            cur = f.energy[chg] + np.minimum(self.c.charging.power_kw * (m - self.plug_start[chg]) / 60.0,
-                                             np.maximum(self.target_e[chg] - f.energy[chg], 0.0))
-            ok = cur > self.exit_e[chg] + EPS_KWH
-            avail = np.concatenate([avail, chg[ok]])
-            av_e = np.concatenate([av_e, cur[ok]])
-            av_chg = np.concatenate([av_chg, np.ones(int(ok.sum()), bool)])
-        if not len(avail):
-            return pending
-        has_chg = bool(av_chg.any())
-        av_reg, av_idle = f.region[avail], f.idle_since[avail]
-        free = np.ones(len(avail), bool)
-        radius, kpk = c.match_radius_km, self.kpk
-        taken_req, taken_pos, taken_d = [], [], []
-        for r in pending.tolist():
-            dd = self.WT[req.origin[r]][av_reg]
-            ok = free & (dd <= radius) & (av_e + EPS_KWH >= self.req_need[r] + kpk * dd)
-            cand = np.flatnonzero(ok)
-            if not len(cand):
-                continue
-            dc = dd[cand]
-            cand = cand[dc == dc.min()]
-            if has_chg and len(cand) > 1 and not av_chg[cand].all():
-                cand = cand[~av_chg[cand]]     # an idle EV before a plugged one at the same distance
-            if len(cand) > 1:
-                ic = av_idle[cand]
-                cand = cand[ic == ic.min()]
-            b = int(cand[0])
-            free[b] = False
-            taken_req.append(r)
-            taken_pos.append(b)
-            taken_d.append(float(dd[b]))
-            if len(taken_pos) == len(avail):
-                break
-        if not taken_req:
-            return pending
-        rr = np.asarray(taken_req, np.int64)
-        pos = np.asarray(taken_pos, np.int64)
-        veh = avail[pos]
-        if has_chg and av_chg[pos].any():
-            ex, cur_e = veh[av_chg[pos]], av_e[pos][av_chg[pos]]
-            added = cur_e - f.energy[ex]
-            f.energy[ex] = cur_e
-            self.charged_kwh += float(added.sum())
-            self.exits_early += len(ex)
-            self.plug_start[ex] = NEVER
-            self.log.add(m, 2, "unplug", vehicle=ex, origin=f.region[ex], region=f.region[ex], status=IDLE, kwh=added)
-        dist = np.asarray(taken_d)
-        pk = np.where(dist > 0, self._travel(dist, 0), 0)
-        kwh = kpk * dist
-        f.energy[veh] -= kwh
-        f.trip_kwh[veh] = kpk * req.km[rr]
-        f.request[veh] = rr
-        f.status[veh] = PICKUP
-        f.origin[veh] = f.region[veh]
-        f.region[veh] = req.origin[rr]
-        f.until[veh] = m + pk
-        f.trip_end[veh] = m + pk + req.duration[rr]
-        self.outcome[rr] = 1
-        self.wait[rr] = m - req.arrival[rr] + pk
-        self.vehicle[rr] = veh
-        self.match_minute[rr] = m
-        self.pickup_km[rr] = dist
-        self.km["assign"][self._slot(m)] += float(dist.sum())
-        self.log.add(m, 2, "assign", vehicle=veh, request=rr, origin=f.origin[veh], region=req.origin[rr],
-                     status=PICKUP, km=dist, kwh=-kwh)
-        now = veh[pk == 0]
-        if len(now):
-            self._start_trip(m, now, 2)
-        return np.setdiff1d(pending, rr, assume_unique=True)
 
     # ----------------------------------------------------------------------------- loop
     def _loop(self):
