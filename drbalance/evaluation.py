@@ -16,6 +16,7 @@ import pandas as pd
 from scipy import stats
 
 from drbalance.controller import Controller
+from drbalance.errors import ConfigError
 from drbalance.study import Study
 from drbalance.study_config import OPTIMISERS, POLICIES, StudyConfig  # noqa: F401 - re-exported
 
@@ -58,6 +59,8 @@ def evaluate(trips: pd.DataFrame, zones: pd.DataFrame, config: StudyConfig, prog
     chargers.  ``progress(day, policy)`` is called after each replay.
     """
     t0 = time.perf_counter()
+    if not config.evaluation.days:
+        raise ConfigError("evaluation.days is empty: give the held-out days to replay (--days D1,D2,...)")
     study = Study.from_trips(trips, zones, config)
     runs, slot_frames, step_frames = [], [], []
     sim = None

@@ -53,7 +53,8 @@ class EvaluationSettings:
     Attributes
     ----------
     train : ``(start, end)`` ISO dates, both inclusive: the days the estimates are fitted on.
-    days : ISO dates replayed (held out: each strictly after ``train``'s end).
+    days : ISO dates replayed (held out: each strictly after ``train``'s end); empty (the default)
+        for studies that replay nothing (``estimate``); :func:`drbalance.evaluation.evaluate` needs some.
     policies : policies compared on identical requests, fleet draws and chargers.
     regions : coarsen the located zones into this many demand-weighted k-means regions (0 = keep every
         zone).
@@ -64,7 +65,7 @@ class EvaluationSettings:
     """
 
     train: tuple[str, str] = ("2021-01-01", "2021-02-28")
-    days: tuple[str, ...] = ("2021-03-02",)
+    days: tuple[str, ...] = ()
     policies: tuple[str, ...] = POLICIES
     regions: int = 20
     hours: float = 24.0
@@ -75,8 +76,6 @@ class EvaluationSettings:
         set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731 - frozen dataclass
         set_("train", check_period("evaluation.train", self.train))
         days = (self.days,) if isinstance(self.days, str) else tuple(self.days)
-        if not days:
-            raise ConfigError("evaluation.days is empty: give at least one day to replay")
         set_("days", tuple(check_date("evaluation.days", d) for d in days))
         early = [d for d in self.days if d <= self.train[1]]
         if early:

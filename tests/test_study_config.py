@@ -94,7 +94,7 @@ def test_toml_round_trip_and_errors(tmp_path):
 def test_example_shows_every_field_and_loads_to_the_defaults():
     text = EXAMPLE.read_text()
     loaded = StudyConfig.from_toml(EXAMPLE)
-    assert loaded == StudyConfig()
+    assert loaded == StudyConfig().with_values({"evaluation.days": ["2021-03-02"]})  # runnable as it is
     tree = StudyConfig().to_dict()
     missing = []
     for section, values in tree.items():
@@ -145,3 +145,22 @@ def test_results_folder_config_toml_reproduces_the_results(tmp_path):
     assert StudyConfig.from_toml(third / "config.toml").balancing.beta1 == 1.0
     c = pd.read_parquet(third / "runs.parquet").drop(columns=timing)
     assert not c.equals(a)
+
+
+@pytest.mark.skipif(not datasets.nyc_green_trip_files(("2021-02", "2021-03")), reason="bundled data missing")
+def test_estimate_writes_config_toml_that_reproduces_it(tmp_path):
+    import json
+
+    files = [str(p) for p in datasets.nyc_green_trip_files(("2021-02", "2021-03"))]
+    first = tmp_path / "e1"
+    assert main(["estimate", *files, "--train", "2021-02-01:2021-02-28", "--heldout", "2021-03-01:2021-03-07",
+                 "--regions", "6", "--horizon", "2", "--bootstrap", "30", "--seed", "4", "--out", str(first)]) == 0
+    cfg = StudyConfig.from_toml(first / "config.toml")
+    assert (cfg.evaluation.regions, cfg.horizon, cfg.estimate.n_bootstrap, cfg.seed) == (6, 2, 30, 4)
+    again = tmp_path / "e2"
+    assert main(["estimate", *files, "--config", str(first / "config.toml"), "--heldout", "2021-03-01:2021-03-07",
+                 "--out", str(again)]) == 0
+    a, b = (json.loads((d / "summary.json").read_text()) for d in (first, again))
+    for key in ("coverage", "n_regions", "dimension", "circuity", "trips_in_panels", "rows_accepted"):
+        assert a[key] == b[key], key
+    assert (first / "regions.csv").read_text() == (again / "regions.csv").read_text()

@@ -41,21 +41,23 @@ def run(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from drbalance import datasets
-    from drbalance.commands.estimate import print_report, run_estimate, write_outputs
+    from drbalance.commands.estimate import config_from_args, print_report, run_estimate, write_outputs
 
     console = Console()
     trips = datasets.nyc_green_trip_files()
     args.zones = args.zones or datasets.nyc_zone_lookup()
+    base = config_from_args(args)           # the resolved study settings (defaults, --config, options)
+    args.robust_radius = base.estimate.robust_radius
     console.print(f"[bold]drbalance demo[/]: {len(trips)} bundled NYC green-taxi months, train {args.train}, "
-                  f"held out {args.heldout}, {args.slot_minutes}-min slots, horizon {args.horizon}, "
-                  f"{args.regions or 'all'} regions")
+                  f"held out {args.heldout}, {base.slot_minutes}-min slots, horizon {base.horizon}, "
+                  f"{base.evaluation.regions or 'all'} regions")
     results = {}
     methods = [args.robust_radius] + [m for m in ("chi2", "conformal") if m != args.robust_radius]
     with Progress(console=console, transient=True) as bar:
         for method in methods:
             a = copy.copy(args)
             a.robust_radius = method
-            task = bar.add_task(f"estimating ({method} robust radius)", total=2 * 2 * (1440 // args.slot_minutes))
+            task = bar.add_task(f"estimating ({method} robust radius)", total=2 * 2 * (1440 // base.slot_minutes))
             results[method] = run_estimate(trips, a, progress=lambda: bar.advance(task))
     main = results[methods[0]]
     print_report(main, console)
@@ -71,17 +73,12 @@ def run(args: argparse.Namespace) -> int:
     write_outputs(main, out / "estimates", args.json)
     total = sum(r.summary["seconds"] for r in results.values())
     if not args.skip_evaluation:
-        from drbalance.commands._common import parse_period
         from drbalance.commands.evaluate import print_comparison, run_evaluation, write_evaluation
-        from drbalance.study_config import StudyConfig
 
-        cfg = StudyConfig().with_values({
-            "evaluation.train": list(parse_period(args.train, "--train")),
+        cfg = base.with_values({
             "evaluation.days": [d.strip() for d in args.days.split(",") if d.strip()],
             "evaluation.policies": [p.strip() for p in args.policies.split(",") if p.strip()],
-            "evaluation.regions": args.regions or 0, "evaluation.hours": args.hours, "sim.fleet_size": args.fleet,
-            "seed": args.seed, "slot_minutes": args.slot_minutes, "horizon": args.horizon,
-            "estimate.robust_radius": args.robust_radius, "estimate.n_bootstrap": args.bootstrap})
+            "evaluation.hours": args.hours, "sim.fleet_size": args.fleet})
         console.print(f"[bold]Evaluation[/]: {len(cfg.evaluation.days)} held-out day(s), {cfg.sim.fleet_size} EVs, "
                       f"policies {', '.join(cfg.evaluation.policies)}")
         ev, table = run_evaluation(trips, args.zones, cfg, console=console)

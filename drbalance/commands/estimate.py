@@ -13,16 +13,18 @@ quantity is under ``coverage``), ``seconds``, plus extras.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
-from drbalance.commands._common import parse_period, resolve_circuity, write_json
+from data_pipeline.panels import trip_panels
+from data_pipeline.readers import read_nyc_zones, read_tlc_trips
+from drbalance.commands._common import parse_period, write_json
 from drbalance.errors import ConfigError, DataError
+from drbalance.study import Study
+from drbalance.study_config import StudyConfig
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -35,31 +37,70 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+#: ``--option`` -> dotted :class:`StudyConfig` key (flags given override ``--config``'s values).
+OPTION_KEYS = {
+    "slot_minutes": "slot_minutes", "horizon": "horizon", "seed": "seed", "regions": "evaluation.regions",
+    "circuity": "evaluation.circuity", "forecaster": "estimate.forecaster", "shrinkage": "estimate.shrinkage",
+    "robust_radius": "estimate.robust_radius", "epsilon": "estimate.epsilon", "delta": "estimate.delta",
+    "bootstrap": "estimate.n_bootstrap", "rank": "estimate.rank", "holidays": "estimate.holidays",
+    "train": "evaluation.train",
+}
+
+
 def add_estimate_options(p: argparse.ArgumentParser, train_required: bool = True) -> None:
-    """Options shared by ``estimate`` and ``demo``."""
+    """Options shared by ``estimate`` and ``demo``; their defaults live in :class:`StudyConfig`."""
+    d = StudyConfig()
+    p.add_argument("--config", type=Path, default=None,
+                   help="study configuration TOML (examples/study.toml); options given here override it")
     p.add_argument("--zones", type=Path, default=None,
                    help="TLC taxi_zone_lookup.csv (default: the one beside the first trip file)")
-    p.add_argument("--train", required=train_required, help="training period START:END (inclusive dates)")
+    p.add_argument("--train", default=None, help="training period START:END (inclusive dates)" +
+                   ("; required unless --config sets it" if train_required else ""))
     p.add_argument("--heldout", default=None, help="held-out period START:END for coverage (optional)")
-    p.add_argument("--slot-minutes", type=int, default=15, help="slot length, 5..60 dividing a day (default 15)")
-    p.add_argument("--horizon", type=int, default=4, help="slots per window K (default 4)")
+    p.add_argument("--slot-minutes", type=int, default=None,
+                   help=f"slot length, 5..60 dividing a day (default {d.slot_minutes})")
+    p.add_argument("--horizon", type=int, default=None, help=f"slots per window K (default {d.horizon})")
     p.add_argument("--regions", type=int, default=None,
-                   help="coarsen zones into K regions (demand-weighted k-means, seeded); default: one per zone")
-    p.add_argument("--circuity", default="auto",
-                   help="road/straight-line distance factor, or 'auto' to estimate it from metered trips")
-    p.add_argument("--forecaster", default="historical_mean", choices=["historical_mean", "poisson_glm"])
-    p.add_argument("--shrinkage", default="ledoit_wolf", choices=["ledoit_wolf", "oas", "none"])
-    p.add_argument("--robust-radius", default="chi2", choices=["chi2", "conformal"],
+                   help=f"coarsen zones into K regions (demand-weighted k-means, seeded); 0 = one per zone "
+                        f"(default {d.evaluation.regions})")
+    p.add_argument("--circuity", default=None,
+                   help="road/straight-line distance factor, or 'auto' to estimate it from the training trips")
+    p.add_argument("--forecaster", default=None, choices=["historical_mean", "poisson_glm"])
+    p.add_argument("--shrinkage", default=None, choices=["ledoit_wolf", "oas", "none"])
+    p.add_argument("--robust-radius", default=None, choices=["chi2", "conformal"],
                    help="robust radius: chi-square quantile (MATH.md) or leave-one-day-out conformal")
-    p.add_argument("--epsilon", type=float, default=0.1, help="robust set miss probability (default 0.1)")
-    p.add_argument("--delta", type=float, default=0.1, help="DR mean set 1-confidence (default 0.1)")
-    p.add_argument("--bootstrap", type=int, default=500, help="bootstrap resamples for the DR radius")
+    p.add_argument("--epsilon", type=float, default=None, help="robust set miss probability (default 0.1)")
+    p.add_argument("--delta", type=float, default=None, help="DR mean set 1-confidence (default 0.1)")
+    p.add_argument("--bootstrap", type=int, default=None, help="bootstrap resamples for the DR radius (default 500)")
     p.add_argument("--rank", type=int, default=None, help="truncate the covariance factor to this rank")
     p.add_argument("--holidays", default=None, choices=["us"], help="count US federal holidays as weekend days")
     p.add_argument("--max-trip-minutes", type=float, default=360.0, help="reject longer trips (default 360)")
     p.add_argument("--keep-negative-fares", action="store_true",
                    help="accept negative-fare (reversal) records instead of rejecting them")
-    p.add_argument("--seed", type=int, default=0, help="seed of k-means and the bootstrap")
+    p.add_argument("--seed", type=int, default=None, help="seed of k-means and the bootstrap (default 0)")
+
+
+def config_from_args(args: argparse.Namespace) -> StudyConfig:
+    """The resolved :class:`StudyConfig`: ``--config`` file (or the defaults), then the options given."""
+    if args.config is None and args.train is None:
+        raise ConfigError("--train is required (or --config FILE.toml that sets evaluation.train)")
+    values = {}
+    for option, key in OPTION_KEYS.items():
+        v = getattr(args, option, None)
+        if v is None:
+            continue
+        if option == "train":
+            v = list(parse_period(v, "--train"))
+        elif option == "circuity" and v != "auto":
+            try:
+                v = float(v)
+            except ValueError:
+                raise ConfigError(f"--circuity must be a number >= 1 or 'auto', got {v!r}") from None
+        values[key] = v
+    if "evaluation.train" in values:
+        values["evaluation.days"] = []   # estimate replays no day; a --config file's days would be stale
+    base = StudyConfig.from_toml(args.config) if args.config is not None else StudyConfig()
+    return base.with_values(values)
 
 
 @dataclass
@@ -70,24 +111,18 @@ class EstimateRun:
     report: object
     estimates: object
     coverage: dict = field(default_factory=dict)
+    config: StudyConfig | None = None
 
 
 def run_estimate(trips: list[Path], args: argparse.Namespace, progress=None) -> EstimateRun:
-    """Library entry behind the CLI: read, validate, build regions/panels, fit, measure coverage."""
-    from data_pipeline.estimates import EstimateConfig, Estimates
-    from data_pipeline.panels import trip_panels
-    from data_pipeline.readers import read_nyc_zones, read_tlc_trips
-    from data_pipeline.regions import RegionMap
-
+    """Library entry behind the CLI: read and validate the trips, build the :class:`Study` (regions,
+    panels, estimates of the training period) and measure coverage on the held-out period."""
     t0 = time.perf_counter()
-    train = parse_period(args.train, "--train")
+    config = config_from_args(args)
+    train = config.evaluation.train
     heldout = parse_period(args.heldout, "--heldout") if args.heldout else None
     if heldout and not (pd.Timestamp(heldout[0]) > pd.Timestamp(train[1])):
         raise ConfigError(f"--heldout {args.heldout} must start after the training period ends ({train[1]})")
-    config = EstimateConfig(slot_minutes=args.slot_minutes, horizon=args.horizon, forecaster=args.forecaster,
-                            shrinkage=args.shrinkage, epsilon=args.epsilon, delta=args.delta,
-                            n_bootstrap=args.bootstrap, rank=args.rank, robust_radius=args.robust_radius,
-                            holidays=args.holidays, random_state=args.seed)
     zones_path = args.zones or trips[0].with_name("taxi_zone_lookup.csv")
     if not zones_path.is_file():
         raise DataError(f"zone lookup {zones_path} not found; pass --zones PATH/taxi_zone_lookup.csv")
@@ -97,15 +132,10 @@ def run_estimate(trips: list[Path], args: argparse.Namespace, progress=None) -> 
                          reject_negative_fare=not args.keep_negative_fares)
     if ing.report.rows_accepted == 0:
         raise DataError(f"no trip survived validation (rejects: {ing.report.by_reason}); check the periods and files")
-    circuity = resolve_circuity(args.circuity, ing.frame, zones)
-    regions = RegionMap.from_zones(zones, circuity)
-    panels = trip_panels(ing.frame, regions, first, last, config.slot_minutes, config.holidays)
-    if args.regions is not None:
-        train_demand = panels["demand"].select(*train).values.sum(axis=(0, 1))
-        regions = regions.coarsen(args.regions, train_demand, random_state=args.seed)
-        panels = trip_panels(ing.frame, regions, first, last, config.slot_minutes, config.holidays)
-    train_p = {q: p.select(*train) for q, p in panels.items()}
-    est = Estimates.fit(train_p, regions, config)
+    study = Study.from_trips(ing.frame, zones, config)
+    est, regions, ec = study.estimates, study.regions, config.estimate
+    # every accepted trip counted over the whole period (the reject report's rows end up here)
+    panels = trip_panels(ing.frame, regions, first, last, config.slot_minutes, ec.holidays)
     cov = {}
     n_heldout = 0
     if heldout:
@@ -116,24 +146,24 @@ def run_estimate(trips: list[Path], args: argparse.Namespace, progress=None) -> 
         **ing.report.to_dict(),
         "n_regions": regions.n,
         "n_zones": int(len(regions.zone_ids)),
-        "n_days_train": train_p["demand"].n_days,
+        "n_days_train": study.panels["demand"].n_days,
         "n_days_heldout": n_heldout,
         "coverage_robust": cov.get("demand", {}).get("robust"),
         "coverage_dr": cov.get("demand", {}).get("dr"),
         "coverage": cov,
-        "robust_radius": config.robust_radius,
-        "nominal_coverage_robust": 1 - config.epsilon,
-        "nominal_confidence_dr": 1 - config.delta,
+        "robust_radius": ec.robust_radius,
+        "nominal_coverage_robust": 1 - ec.epsilon,
+        "nominal_confidence_dr": 1 - ec.delta,
         "dimension": est.dim,
-        "circuity": circuity,
+        "circuity": study.circuity,
         "trips_in_panels": {q: p.total() for q, p in panels.items()},
         "trips_outside_panels": {q: p.outside for q, p in panels.items()},
-        "config": {**config.to_dict(), "train": train, "heldout": heldout, "regions": args.regions,
-                   "trips": [str(t) for t in trips], "zones": str(zones_path),
+        "config": {**ec.to_dict(), "train": list(train), "heldout": heldout,
+                   "regions": config.evaluation.regions, "trips": [str(t) for t in trips], "zones": str(zones_path),
                    "max_trip_minutes": args.max_trip_minutes, "reject_negative_fare": not args.keep_negative_fares},
     }
     summary["seconds"] = time.perf_counter() - t0
-    return EstimateRun(summary, ing.report, est, cov)
+    return EstimateRun(summary, ing.report, est, cov, config)
 
 
 def write_outputs(result: EstimateRun, out: Path, json_path: Path | None) -> None:
@@ -146,7 +176,9 @@ def write_outputs(result: EstimateRun, out: Path, json_path: Path | None) -> Non
     table = result.estimates.set_table()
     if len(table):
         table.to_parquet(out / "sets.parquet", index=False)
-    (out / "config.json").write_text(json.dumps(result.summary["config"], indent=2) + "\n")
+    write_json(out / "config.json", result.summary["config"])
+    if result.config is not None:
+        result.config.to_toml(out / "config.toml")
     write_json(out / "summary.json", result.summary)
     write_json(json_path, result.summary)
 
@@ -178,12 +210,12 @@ def print_report(result: EstimateRun, console=None) -> None:
 def run(args: argparse.Namespace) -> int:
     from rich.progress import Progress
 
-    n_cells = 2 * 2 * (1440 // args.slot_minutes) if args.heldout else 0
+    n_cells = 2 * 2 * (1440 // config_from_args(args).slot_minutes) if args.heldout else 0
     with Progress(transient=True) as bar:
         task = bar.add_task("fitting sets and measuring coverage", total=n_cells or None)
         result = run_estimate(args.trips, args, progress=lambda: bar.advance(task))
     write_outputs(result, args.out, args.json)
     print_report(result)
     print(f"wrote {args.out}/ (estimates.npz, regions.csv, rejects.csv, rejected_rows.parquet, sets.parquet, "
-          f"config.json, summary.json) in {result.summary['seconds']:.1f} s")
+          f"config.json, config.toml, summary.json) in {result.summary['seconds']:.1f} s")
     return 0
