@@ -194,6 +194,59 @@ def test_acn_malformed(tmp_path):
         read_acn_sessions(p)
 
 
+def _acn_record(sid, connect, disconnect, **extra):
+    return {"sessionID": sid, "stationID": "s", "connectionTime": connect, "disconnectTime": disconnect,
+            "kWhDelivered": 1.0, **extra}
+
+
+def test_acn_time_zone_rule_without_timezone_field(tmp_path):
+    """No ``timezone`` field: times are America/Los_Angeles (the ACN sites' zone), not UTC."""
+    import json
+
+    from data_pipeline.readers import ACN_SITE_TIMEZONE, ACN_TIMEZONE_RULE
+
+    assert ACN_SITE_TIMEZONE == "America/Los_Angeles" and ACN_SITE_TIMEZONE in ACN_TIMEZONE_RULE
+    p = tmp_path / "notz.json"
+    p.write_text(json.dumps([_acn_record("a", "Sat, 01 May 2021 05:00:00 GMT", "Sat, 01 May 2021 07:30:00 GMT")]))
+    f = read_acn_sessions(p).frame
+    assert f.connect_time.iloc[0] == pd.Timestamp("2021-04-30 22:00:00")  # PDT = GMT - 7 h
+    assert f.disconnect_time.iloc[0] == pd.Timestamp("2021-05-01 00:30:00")
+    assert f.timezone.astype(str).tolist() == ["America/Los_Angeles"]
+    # same local days when filtering by period: the session belongs to 30 April local time
+    assert len(read_acn_sessions(p, period=("2021-04-30", "2021-04-30")).frame) == 1
+    # a null field and a missing field follow the same rule; a given zone is used as is, per record
+    p.write_text(json.dumps([
+        _acn_record("a", "Sat, 01 May 2021 05:00:00 GMT", "Sat, 01 May 2021 06:00:00 GMT", timezone=None),
+        _acn_record("b", "Sat, 01 May 2021 05:00:00 GMT", "Sat, 01 May 2021 06:00:00 GMT"),
+        _acn_record("c", "Sat, 01 May 2021 05:00:00 GMT", "Sat, 01 May 2021 06:00:00 GMT", timezone="America/New_York"),
+    ]))
+    f = read_acn_sessions(p).frame
+    assert f.connect_time.tolist() == [pd.Timestamp("2021-04-30 22:00"), pd.Timestamp("2021-04-30 22:00"),
+                                       pd.Timestamp("2021-05-01 01:00")]
+    assert f.timezone.astype(str).tolist() == ["America/Los_Angeles", "America/Los_Angeles", "America/New_York"]
+    p.write_text(json.dumps([_acn_record("a", "Sat, 01 May 2021 05:00:00 GMT", "Sat, 01 May 2021 06:00:00 GMT",
+                                         timezone="Nowhere/Atlantis")]))
+    with pytest.raises(DataError, match="Nowhere/Atlantis"):
+        read_acn_sessions(p)
+
+
+def test_acn_frame_on_shared_data_is_los_angeles_time(shared_data):
+    ing = read_acn_sessions(shared_data / "ev_charging_acn_caltech_2021" / "acndata_sessions.json.gz")
+    assert set(ing.frame.timezone.astype(str)) == {"America/Los_Angeles"}
+
+
+def test_readers_package_reexports_and_units():
+    import data_pipeline
+    import data_pipeline.readers as readers
+    from data_pipeline.units import KM_PER_MILE
+
+    assert KM_PER_MILE == 1.609344 and readers.KM_PER_MILE is KM_PER_MILE
+    for name in readers.__all__:
+        assert getattr(readers, name) is not None
+    assert data_pipeline.read_acn_sessions is readers.read_acn_sessions
+    assert data_pipeline.read_tlc_trips is readers.read_tlc_trips
+
+
 def test_melbourne(shared_data):
     cv = read_melbourne_charging(shared_data / "ev_charging_charged_melbourne")
     assert cv.report.rows_read == 4392
