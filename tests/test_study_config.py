@@ -164,3 +164,22 @@ def test_estimate_writes_config_toml_that_reproduces_it(tmp_path):
     for key in ("coverage", "n_regions", "dimension", "circuity", "trips_in_panels", "rows_accepted"):
         assert a[key] == b[key], key
     assert (first / "regions.csv").read_text() == (again / "regions.csv").read_text()
+
+
+@pytest.mark.skipif(not datasets.nyc_green_trip_files(("2021-02", "2021-03")), reason="bundled data missing")
+def test_simulate_writes_config_toml_that_reproduces_it(tmp_path):
+    import json
+
+    files = [str(p) for p in datasets.nyc_green_trip_files(("2021-02", "2021-03"))]
+    first = tmp_path / "s1"
+    assert main(["simulate", *files, "--day", "2021-03-02", "--fleet", "90", "--policy", "greedy", "--regions", "12",
+                 "--hours", "10", "--seed", "5", "--patience", "8", "--out", str(first),
+                 "--json", str(tmp_path / "s1.json")]) == 0
+    cfg = StudyConfig.from_toml(first / "config.toml")
+    assert (cfg.sim.fleet_size, cfg.seed, cfg.sim.patience_minutes, cfg.evaluation.regions) == (90, 5, 8, 12)
+    assert main(["simulate", *files, "--day", "2021-03-02", "--config", str(first / "config.toml"),
+                 "--json", str(tmp_path / "s2.json")]) == 0
+    a, b = (json.loads((tmp_path / f).read_text()) for f in ("s1.json", "s2.json"))
+    for key in ("requests", "served", "unserved", "balancing_km", "u_m_mean", "u_c_mean", "train", "n_regions"):
+        assert a[key] == b[key], key
+    assert a["balancing_km"] > 0

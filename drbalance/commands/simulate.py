@@ -4,6 +4,7 @@ CLI contract (relied on by other tools; add options, never rename)::
 
     drbalance simulate TRIPS... [--zones CSV] --day YYYY-MM-DD --fleet N --policy greedy --seed 0 --json PATH
                        [--regions K] [--out DIR] [--train A:B] [--policy {noop,greedy,oracle_counts}]
+                       [--config FILE.toml]   (a StudyConfig; options given override it)
 
 JSON keys: ``requests``, ``served``, ``unserved`` (``served + unserved == requests``), ``u_m_mean``,
 ``u_c_mean``, ``balancing_km``, ``stranded``, ``seconds`` (whole command, reading included), plus the
@@ -19,7 +20,6 @@ plugs per zone.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
@@ -28,8 +28,39 @@ import pandas as pd
 
 from drbalance.commands._common import parse_period, resolve_circuity, write_json
 from drbalance.errors import ConfigError, DataError
+from drbalance.study_config import StudyConfig
 
 POLICIES = ("noop", "greedy", "oracle_counts")
+D = StudyConfig()
+
+#: ``--option`` -> dotted :class:`StudyConfig` key (flags given override ``--config``'s values).
+OPTION_KEYS = {
+    "fleet": "sim.fleet_size", "seed": "seed", "regions": "evaluation.regions", "slot_minutes": "slot_minutes",
+    "hours": "evaluation.hours", "patience": "sim.patience_minutes", "radius_km": "sim.match_radius_km",
+    "speed_kmh": "sim.speed_kmh", "battery_kwh": "sim.battery_kwh", "kwh_per_km": "sim.consumption_kwh_per_km",
+    "charge_kw": "sim.charging.power_kw", "low_soc": "sim.charging.low_soc", "target_soc": "sim.charging.target_soc",
+    "circuity": "evaluation.circuity",
+}
+
+
+def config_from_args(args: argparse.Namespace, train: tuple[str, str]) -> StudyConfig:
+    """The resolved :class:`StudyConfig` of a simulate run (``--config``, then the options given)."""
+    if args.config is None and args.fleet is None:
+        raise ConfigError("--fleet N is required (or --config FILE.toml that sets sim.fleet_size)")
+    values = {"evaluation.train": list(train), "evaluation.days": [], "evaluation.policies": [args.policy]
+              if args.policy in ("noop", "greedy") else ["noop"]}
+    for option, key in OPTION_KEYS.items():
+        v = getattr(args, option, None)
+        if v is None:
+            continue
+        if option == "circuity" and v != "auto":
+            try:
+                v = float(v)
+            except ValueError:
+                raise ConfigError(f"--circuity must be a number >= 1 or 'auto', got {v!r}") from None
+        values[key] = v
+    base = StudyConfig.from_toml(args.config) if args.config is not None else StudyConfig()
+    return base.with_values(values)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -38,31 +69,36 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("trips", nargs="+", type=Path, help="trip files (NYC TLC green/yellow/FHV parquet or CSV)")
     p.add_argument("--zones", type=Path, default=None,
                    help="TLC taxi_zone_lookup.csv (default: the one beside the first trip file)")
+    p.add_argument("--config", type=Path, default=None,
+                   help="study configuration TOML ([sim], slot_minutes, seed, evaluation.regions/circuity/train); "
+                        "options given here override it")
     p.add_argument("--day", required=True, help="day to simulate, YYYY-MM-DD")
-    p.add_argument("--fleet", type=int, required=True, help="number of EVs")
+    p.add_argument("--fleet", type=int, default=None, help="number of EVs (required unless --config sets sim.fleet_size)")
     p.add_argument("--policy", default="greedy", choices=POLICIES)
-    p.add_argument("--seed", type=int, default=0, help="seed of the fleet draw and the k-means coarsening")
+    p.add_argument("--seed", type=int, default=None, help="seed of the fleet draw and the k-means coarsening (default 0)")
     p.add_argument("--json", type=Path, default=None, help="write the summary JSON here")
     p.add_argument("--out", type=Path, default=None,
-                   help="folder for per-slot/region/event/request parquet, plots and the resolved config")
+                   help="folder for slots/events parquet, plots, config.toml and summary")
     p.add_argument("--regions", type=int, default=None,
-                   help="coarsen zones into K regions (demand-weighted k-means, seeded); default: one per zone")
+                   help=f"coarsen zones into K demand-weighted regions, 0 = one per zone (default {D.evaluation.regions})")
     p.add_argument("--train", default=None, help="training period START:END before --day (default: 28 days before)")
-    p.add_argument("--slot-minutes", type=int, default=15, help="decision slot length (default 15)")
-    p.add_argument("--hours", type=float, default=24.0, help="simulate only the first H hours of the day (default 24)")
+    p.add_argument("--slot-minutes", type=int, default=None, help=f"decision slot length (default {D.slot_minutes})")
+    p.add_argument("--hours", type=float, default=None, help="simulate only the first H hours of the day (default 24)")
     p.add_argument("--plugs-total", type=int, default=None, help="plugs to site in proportion to training demand "
-                   "(default: ceil(0.1 x fleet))")
+                   "(default: evaluation.plugs_per_vehicle per EV)")
     p.add_argument("--plugs", type=Path, default=None, help="CSV with columns zone,plugs (summed per region)")
-    p.add_argument("--patience", type=int, default=10, help="minutes a request waits before it is unserved")
-    p.add_argument("--radius-km", type=float, default=3.0, help="matching radius to neighbouring regions (km)")
-    p.add_argument("--speed-kmh", type=float, default=20.0, help="empty driving speed (km/h)")
-    p.add_argument("--battery-kwh", type=float, default=60.0)
-    p.add_argument("--kwh-per-km", type=float, default=0.2)
-    p.add_argument("--charge-kw", type=float, default=50.0)
-    p.add_argument("--low-soc", type=float, default=0.2, help="low-battery threshold (share of capacity)")
-    p.add_argument("--target-soc", type=float, default=0.8, help="EVs unplug at this share of capacity")
-    p.add_argument("--circuity", default="auto",
-                   help="road/straight-line distance factor, or 'auto' to estimate it from metered trips")
+    p.add_argument("--patience", type=int, default=None,
+                   help=f"minutes a request waits before it is unserved (default {D.sim.patience_minutes})")
+    p.add_argument("--radius-km", type=float, default=None,
+                   help=f"matching radius to neighbouring regions (default {D.sim.match_radius_km:g} km)")
+    p.add_argument("--speed-kmh", type=float, default=None, help=f"empty driving speed (default {D.sim.speed_kmh:g} km/h)")
+    p.add_argument("--battery-kwh", type=float, default=None, help=f"default {D.sim.battery_kwh:g}")
+    p.add_argument("--kwh-per-km", type=float, default=None, help=f"default {D.sim.consumption_kwh_per_km:g}")
+    p.add_argument("--charge-kw", type=float, default=None, help=f"default {D.sim.charging.power_kw:g}")
+    p.add_argument("--low-soc", type=float, default=None, help="low-battery threshold (share of capacity, default 0.2)")
+    p.add_argument("--target-soc", type=float, default=None, help="EVs unplug at this share of capacity (default 0.8)")
+    p.add_argument("--circuity", default=None,
+                   help="road/straight-line distance factor, or 'auto' to estimate it from metered trips (default)")
     p.set_defaults(func=run)
 
 
@@ -83,12 +119,12 @@ def _trim_sparse_start(train: tuple[str, str], trips: pd.DataFrame) -> tuple[str
 
 def simulate_day(args: argparse.Namespace) -> tuple[dict, object]:
     """Library entry behind the CLI; returns (summary dict, SimResult)."""
-    from data_pipeline.estimates import EstimateConfig, Estimates
+    from data_pipeline.estimates import Estimates
     from data_pipeline.panels import trip_panels
     from data_pipeline.readers import read_nyc_zones, read_tlc_trips
     from data_pipeline.regions import RegionMap
     from drbalance.policies import make_policy
-    from drbalance.sim import ChargingConfig, PlugSiting, SimConfig, Simulator
+    from drbalance.sim import PlugSiting, Simulator
 
     t0 = time.perf_counter()
     try:
@@ -96,17 +132,20 @@ def simulate_day(args: argparse.Namespace) -> tuple[dict, object]:
     except ValueError as exc:
         raise ConfigError(f"--day: cannot parse {args.day!r} ({exc}); use YYYY-MM-DD") from exc
     explicit_train = args.train is not None
-    train = parse_period(args.train, "--train") if explicit_train else _default_train(day)
+    if explicit_train:
+        train = parse_period(args.train, "--train")
+    elif args.config is not None:   # a configuration file's training period counts as explicit
+        train, explicit_train = StudyConfig.from_toml(args.config).evaluation.train, True
+    else:
+        train = _default_train(day)
     if pd.Timestamp(train[1]) >= day:
         raise ConfigError(f"--train {train[0]}:{train[1]} must end before --day {day.date()} (no look-ahead)")
-    if not (0 < args.hours <= 24) or (args.hours * 60) % args.slot_minutes:
-        raise ConfigError(f"--hours must be in (0, 24] and a whole number of {args.slot_minutes}-min slots")
-    minutes = int(round(args.hours * 60))
-    config = SimConfig(fleet_size=args.fleet, seed=args.seed, slot_minutes=args.slot_minutes,
-                       battery_kwh=args.battery_kwh, consumption_kwh_per_km=args.kwh_per_km,
-                       patience_minutes=args.patience, match_radius_km=args.radius_km, speed_kmh=args.speed_kmh,
-                       charging=ChargingConfig(power_kw=args.charge_kw, low_soc=args.low_soc,
-                                               target_soc=args.target_soc))
+    study_cfg = config_from_args(args, train)
+    ev = study_cfg.evaluation
+    if (ev.hours * 60) % study_cfg.slot_minutes:
+        raise ConfigError(f"--hours must be a whole number of {study_cfg.slot_minutes}-min slots, got {ev.hours:g}")
+    minutes = ev.minutes
+    config = study_cfg.sim
     zones_path = args.zones or args.trips[0].with_name("taxi_zone_lookup.csv")
     if not zones_path.is_file():
         raise DataError(f"zone lookup {zones_path} not found; pass --zones PATH/taxi_zone_lookup.csv")
@@ -121,7 +160,10 @@ def simulate_day(args: argparse.Namespace) -> tuple[dict, object]:
         trimmed = _trim_sparse_start(train, train_trips)
         train = trimmed if trimmed else train
         train_trips = train_trips[train_trips["pickup_time"] >= pd.Timestamp(train[0])]
-    circuity = resolve_circuity(args.circuity, frame, zones)
+    if not explicit_train:
+        study_cfg = study_cfg.with_values({"evaluation.train": list(train)})  # config.toml re-runs it as is
+    ev = study_cfg.evaluation
+    circuity = resolve_circuity(str(ev.circuity), frame, zones)
     regions = RegionMap.from_zones(zones, circuity)
     has_train = len(train_trips) > 0
 
@@ -130,9 +172,9 @@ def simulate_day(args: argparse.Namespace) -> tuple[dict, object]:
         return np.bincount(r[r >= 0], minlength=regions.n).astype(float)
 
     weights_source = "training_days" if has_train else "simulated_day"
-    if args.regions is not None:
-        regions = regions.coarsen(args.regions, demand_of(train_trips if has_train else day_trips),
-                                  random_state=args.seed)
+    if ev.regions:
+        regions = regions.coarsen(ev.regions, demand_of(train_trips if has_train else day_trips),
+                                  random_state=study_cfg.seed)
     estimates = None
     if args.policy == "greedy":
         if not has_train:
@@ -143,9 +185,9 @@ def simulate_day(args: argparse.Namespace) -> tuple[dict, object]:
             raise DataError(f"policy greedy needs trips on at least 2 days before {day.date()} to fit its forecasts; "
                             f"found {n_days} in {train[0]}..{train[1]} (pass --train A:B inside the files' period, "
                             "or use --policy noop / oracle_counts)")
-        panels = trip_panels(train_trips, regions, train[0], train[1], args.slot_minutes)
-        estimates = Estimates.fit(panels, regions, EstimateConfig(slot_minutes=args.slot_minutes,
-                                                                  random_state=args.seed))
+        panels = trip_panels(train_trips, regions, train[0], train[1], study_cfg.slot_minutes,
+                             study_cfg.estimate.holidays)
+        estimates = Estimates.fit(panels, regions, study_cfg.estimate)
     plugs = None
     if args.plugs is not None:
         table = pd.read_csv(args.plugs)
@@ -157,18 +199,18 @@ def simulate_day(args: argparse.Namespace) -> tuple[dict, object]:
         plugs = np.bincount(pos, weights=table["plugs"].to_numpy(float), minlength=regions.n)
         weights_source = "plugs_csv"
     sim = Simulator.from_trips(day_trips, regions, day, config, plugs=plugs,
-                               siting=PlugSiting(total=args.plugs_total),
+                               siting=PlugSiting(total=args.plugs_total, per_vehicle=ev.plugs_per_vehicle),
                                siting_weights=demand_of(train_trips) if has_train else None, zones=zones,
                                minutes=minutes)
     policy = make_policy(args.policy, sim, estimates)
     result = sim.run(policy)
     resolved = {**result.config, "trips": [str(t) for t in args.trips], "zones": str(zones_path), "day": str(day.date()),
-                "train": list(train), "regions_requested": args.regions, "circuity": circuity,
-                "plugs_source": weights_source, "plugs_total": int(sim.plugs.sum()), "hours": args.hours}
+                "train": list(train), "regions_requested": ev.regions, "circuity": circuity,
+                "plugs_source": weights_source, "plugs_total": int(sim.plugs.sum()), "hours": ev.hours}
     result.config = resolved
     summary = {**result.summary, "sim_seconds": result.summary["seconds"], "day": str(day.date()),
                "n_regions": regions.n, "train": list(train), "rows_read": ing.report.rows_read,
-               "rows_accepted": ing.report.rows_accepted, "config": resolved}
+               "rows_accepted": ing.report.rows_accepted, "config": resolved, "study_config": study_cfg.to_dict()}
     summary["seconds"] = time.perf_counter() - t0
     return summary, result
 
@@ -178,7 +220,8 @@ def run(args: argparse.Namespace) -> int:
     if args.out is not None:
         result.to_parquet(args.out)
         result.plot(args.out)
-        (args.out / "config.json").write_text(json.dumps(summary["config"], indent=2, default=str) + "\n")
+        write_json(args.out / "config.json", summary["config"])
+        StudyConfig.from_dict(summary["study_config"]).to_toml(args.out / "config.toml")
         write_json(args.out / "summary.json", summary)
     write_json(args.json, summary)
     from rich.console import Console
@@ -197,5 +240,5 @@ def run(args: argparse.Namespace) -> int:
     Console().print(t)
     if args.out is not None:
         print(f"wrote {args.out}/ (slots, region_slots, events, requests parquet; fairness.png, served_rate.png, "
-              "fleet_state.png; config.json, summary.json)")
+              "fleet_state.png; config.json, config.toml, summary.json)")
     return 0
