@@ -43,141 +43,124 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import tomli_w
+from scipy import stats
 
-from drbalance.errors import ConfigError, DataError
+from data_pipeline.estimates import Estimates
+from data_pipeline.panels import trip_panels
+from drbalance.codes import EVENT_CODES
 from drbalance.config import BalancingConfig, ControllerConfig
 from drbalance.controller import Controller
-from drbalance.evaluation import Evaluation, replay_row
+from drbalance.errors import ConfigError, DataError
+from drbalance.evaluation import Evaluation, compare, policies_json, replay_row
+from drbalance.io import write_text_atomic
 from drbalance.policies import make_policy
-from drbalance.study_config import OPTIMISERS, POLICIES
+from drbalance.sim import PlugSiting, Simulator
+from drbalance.sim.config import SimConfig
+from drbalance.study_config import OPTIMISERS, StudyConfig, drop_none, tomllib
+from drbalance.validation import check_bool, check_int, check_number
 
 #: Monday; history days are consecutive weekdays from here, fresh days follow.
 FIRST_DAY = "2030-01-07"
 
 
-@dataclass(frozen=True, kw_only=True)
-class ReplayOptions:
-    """Replay choices of a scenario evaluation (the trip-log evaluation uses :class:`drbalance.study_config.StudyConfig`).
-
-    Units: km, minutes, seconds.  ``later_reach_km`` is the optimisers' reach for slots 2..K (None =
-    their full reach; 2.0 makes per-zone NYC 2.3x faster, see docs/balancing.md); ``supply_floor``
-    (vehicles) keeps ``r / (S + s)`` finite where no EV can reach a region; ``queue_allowance`` lets a
-    full charger region take that many queued EVs; ``radius_scale`` multiplies every set radius γ (for
-    sweeps); ``robust_radius``, ``epsilon``, ``delta``, ``n_bootstrap``, ``rank`` configure the
-    uncertainty sets (:class:`data_pipeline.estimates.EstimateConfig`); ``step_budget_s`` is the
-    controller's per-step budget.
-    """
-
-    policies: tuple[str, ...] = POLICIES
-    seed: int = 0
-    slot_minutes: int = 15
-    horizon: int = 4
-    speed_kmh: float = 20.0
-    plugs_per_vehicle: float = 0.1
-    later_reach_km: float | None = None
-    supply_floor: float = 1.0
-    queue_allowance: float = 1.0
-    alpha: float = 1.0
-    beta1: float = 1.0
-    radius_scale: float = 1.0
-    robust_radius: str = "chi2"
-    epsilon: float = 0.1
-    delta: float = 0.1
-    n_bootstrap: int = 500
-    rank: int | None = None
-    step_budget_s: float = 30.0
-
-    def __post_init__(self) -> None:
-        unknown = [p for p in self.policies if p not in POLICIES]
-        if unknown or not self.policies:
-            raise ConfigError(f"unknown policies {unknown}; choose from {', '.join(POLICIES)}")
-        if len(set(self.policies)) != len(self.policies):
-            raise ConfigError(f"policies repeat: {self.policies}")
-        if not self.radius_scale >= 0:
-            raise ConfigError(f"radius_scale must be >= 0, got {self.radius_scale}")
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+def scenario_study_config() -> StudyConfig:
+    """The study settings of the peers' protocol: the :class:`StudyConfig` defaults except that a
+    request is served only by an EV idle in its own region (``sim.match_radius_km = 0``), as in the
+    peers' macroscopic models."""
+    return StudyConfig(sim=SimConfig(match_radius_km=0.0))
 
 
 @dataclass(frozen=True, kw_only=True)
-class EvaluationConfig(ReplayOptions):
-    """Every choice of an evaluation run on trip logs (the CLI writes it next to the results).
+class ScenarioEvalConfig:
+    """Every choice of a scenario evaluation: the study settings plus what only a scenario has.
 
-    Units: km, minutes, seconds; ``fleet`` in EVs.  ``regions`` coarsens the zones with seeded
-    demand-weighted k-means (None keeps every zone).  ``reach_km`` is the vacant-EV reach of the
-    optimisers (None: one slot of driving at ``speed_kmh``), ``low_battery_reach_km`` their charger
-    reach; the other options are :class:`ReplayOptions`.
+    Attributes
+    ----------
+    study : :class:`StudyConfig` (estimates, balancing, controller, simulator, ``evaluation.policies`` and
+        ``evaluation.plugs_per_vehicle``; the training period and days come from the scenario's sampled
+        dates instead of ``evaluation.train``/``days``).  Default: :func:`scenario_study_config`.
+    days : fresh sampled days replayed.
+    history_days : sampled days the estimates are fitted on (>= 2).
+    scale : demand multiplier; None = RL4AMOD's calibrated ``demand_ratio`` (eAMoD: 1).
+    window_minutes : replay only the first M minutes of the demand window; None = all of it.
+    fleet_from_scenario : True: the scenario's fleet at the window's start hour (else ``study.sim.fleet_size``).
+    reach_from_scenario : True: the vacant-EV reach is :func:`default_reach_km` of the scenario's
+        distances (else ``study.balancing.reach_km``).
+    low_reach_from_scenario : True: the charger reach equals the resolved vacant-EV reach (else
+        ``study.balancing.low_battery_reach_km``).
+    beta2_from_chargers : True: ``beta2`` is 1 where the scenario has chargers, 0 where it has none
+        (else ``study.balancing.beta2``).
+
+    Units: km, minutes.  The resolved values are reported in the evaluation's ``extra``.
     """
 
-    train: tuple[str, str]
-    days: tuple[str, ...]
-    fleet: int
-    regions: int | None = 20
-    hours: float = 24.0
-    reach_km: float | None = 10.0
-    low_battery_reach_km: float = 9.0
-    beta2: float = 1.0
-    circuity: float | None = None
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if not self.days:
-            raise ConfigError("no evaluation days given (--days D1,D2,...)")
-        last_train = pd.Timestamp(self.train[1]).normalize()
-        early = [d for d in self.days if pd.Timestamp(d).normalize() <= last_train]
-        if early:
-            raise ConfigError(f"evaluation days {early} are not after the training period ending {last_train.date()} "
-                              "(no look-ahead: evaluate on held-out days only)")
-        if self.fleet < 1:
-            raise ConfigError(f"fleet must be >= 1 EV, got {self.fleet}")
-
-
-@dataclass(frozen=True, kw_only=True)
-class ScenarioEvalConfig(ReplayOptions):
-    """Every choice of a scenario evaluation (the CLI writes it next to the results); the options
-    shared with trip-log evaluation are :class:`drbalance.evaluation.ReplayOptions`.
-
-    ``fleet`` None = the scenario's fleet at the window's start hour; ``scale`` None = RL4AMOD's
-    calibrated ``demand_ratio`` (eAMoD: 1); ``window_minutes`` None = the whole demand window;
-    ``reach_km`` None = :func:`default_reach_km`; ``low_battery_reach_km`` None = the reach
-    (the optimiser requires it to be <= the reach); ``beta2`` None = 1 where the scenario has chargers,
-    0 where it has none; ``match_radius_km`` 0 = a request is served only by an EV in its own region
-    (the peers' macroscopic model).  Units: km, minutes, seconds, kWh.
-    """
-
+    study: StudyConfig = field(default_factory=scenario_study_config)
     days: int = 2
     history_days: int = 28
-    fleet: int | None = None
     scale: float | None = None
     window_minutes: int | None = None
-    reach_km: float | None = None
-    low_battery_reach_km: float | None = None
-    match_radius_km: float = 0.0
-    patience_minutes: int = 10
-    battery_kwh: float = 60.0
-    beta2: float | None = None
+    fleet_from_scenario: bool = True
+    reach_from_scenario: bool = True
+    low_reach_from_scenario: bool = True
+    beta2_from_chargers: bool = True
 
     def __post_init__(self) -> None:
-        super().__post_init__()
-        if int(self.days) != self.days or self.days < 1:
-            raise ConfigError(f"--days must be a positive number of fresh days, got {self.days}")
-        if int(self.history_days) != self.history_days or self.history_days < 2:
-            raise ConfigError(f"history_days must be >= 2 (uncertainty sets need 2 days), got {self.history_days}")
-        if self.fleet is not None and self.fleet < 1:
-            raise ConfigError(f"fleet must be >= 1 EV, got {self.fleet}")
-        if self.scale is not None and not self.scale > 0:
-            raise ConfigError(f"scale must be positive, got {self.scale}")
-        if self.window_minutes is not None and (self.window_minutes < self.slot_minutes
-                                                or self.window_minutes % self.slot_minutes):
+        if not isinstance(self.study, StudyConfig):
+            raise ConfigError(f"study must be a StudyConfig, got {type(self.study).__name__}")
+        check_int("days", self.days, low=1)
+        check_int("history_days", self.history_days, low=2)
+        check_number("scale", self.scale, low=0, low_open=True, allow_none=True)
+        slot = self.study.slot_minutes
+        if self.window_minutes is not None and (check_int("window_minutes", self.window_minutes, low=slot) % slot):
             raise ConfigError(f"window_minutes ({self.window_minutes}) must be a positive multiple of "
-                              f"slot_minutes ({self.slot_minutes})")
-        if self.reach_km is not None and not self.reach_km >= 0:
-            raise ConfigError(f"reach_km must be >= 0, got {self.reach_km}")
+                              f"slot_minutes ({slot})")
+        for name in ("fleet_from_scenario", "reach_from_scenario", "low_reach_from_scenario", "beta2_from_chargers"):
+            check_bool(name, getattr(self, name))
+
+    @property
+    def policies(self) -> tuple[str, ...]:
+        return self.study.evaluation.policies
+
+    @property
+    def seed(self) -> int:
+        return self.study.seed
+
+    def to_dict(self) -> dict:
+        """Nested plain dict: the study's :meth:`StudyConfig.to_dict` under ``study`` and the scenario fields."""
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "study"}
+        return {"study": self.study.to_dict(), **out}
+
+    def to_toml(self, path=None) -> str:
+        """TOML: the study's tables plus a ``[scenario]`` table (None values left out)."""
+        tree = self.study.to_dict()
+        tree["scenario"] = {k: v for k, v in self.to_dict().items() if k != "study"}
+        text = "# drbalance scenario evaluation configuration (ScenarioEvalConfig)\n" + tomli_w.dumps(drop_none(tree))
+        if path is not None:
+            write_text_atomic(path, text)
+        return text
+
+    @classmethod
+    def from_toml(cls, path) -> "ScenarioEvalConfig":
+        """Load a file written by :meth:`to_toml` (a study TOML without ``[scenario]`` works too)."""
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"configuration file {p} not found")
+        try:
+            tree = tomllib.loads(p.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{p}: not valid TOML ({exc})") from None
+        scen = tree.pop("scenario", {})
+        known = {f.name for f in dataclasses.fields(cls)} - {"study"}
+        unknown = sorted(set(scen) - known)
+        if unknown:
+            raise ConfigError(f"[scenario] has unknown key(s) {unknown}; known: {', '.join(sorted(known))}")
+        return cls(study=StudyConfig.from_dict(tree), **scen)
 
 
 def default_reach_km(distance_km: np.ndarray) -> float:
@@ -226,8 +209,6 @@ def cost_per_minute(scenario) -> float:
 def rebalancing_minutes(events: pd.DataFrame, scenario, window_start: int) -> tuple[float, float]:
     """(vacant-move minutes, charge-move minutes) of a run, by the scenario's rebalancing times at the
     hour of departure; ``events`` is :attr:`SimResult.events` (minutes relative to the window start)."""
-    from drbalance.sim.log import EVENT_CODES
-
     out = []
     for name in ("move", "charge_move"):
         e = events[events["event"] == EVENT_CODES[name]]
@@ -252,60 +233,55 @@ def evaluate_scenario(scenario, config: ScenarioEvalConfig, progress=None) -> Ev
     Returns an :class:`Evaluation` whose ``runs`` hold, besides the simulator summary and controller
     figures, ``rebalancing_minutes`` and ``rebalancing_cost`` per (policy, day).
     """
-    from data_pipeline.estimates import EstimateConfig, Estimates
-    from data_pipeline.panels import trip_panels
-    from drbalance.sim import PlugSiting, SimConfig, Simulator
-
     t0 = time.perf_counter()
     c = config
+    study = c.study
+    slot_minutes, speed_kmh = study.slot_minutes, study.sim.speed_kmh
     w0, w1 = scenario.window
-    if w0 % c.slot_minutes:
-        raise ConfigError(f"the window starts at minute {w0}, not on a {c.slot_minutes}-min slot boundary")
+    if w0 % slot_minutes:
+        raise ConfigError(f"the window starts at minute {w0}, not on a {slot_minutes}-min slot boundary")
     minutes = int(c.window_minutes or (w1 - w0))
-    minutes -= minutes % c.slot_minutes
-    if minutes < c.slot_minutes:
-        raise ConfigError(f"the demand window ({w1 - w0} min) is shorter than one {c.slot_minutes}-min slot")
+    minutes -= minutes % slot_minutes
+    if minutes < slot_minutes:
+        raise ConfigError(f"the demand window ({w1 - w0} min) is shorter than one {slot_minutes}-min slot")
     if c.window_minutes and c.window_minutes > w1 - w0:
         raise ConfigError(f"window_minutes {c.window_minutes} exceeds the scenario's window of {w1 - w0} min")
     scale = c.scale if c.scale is not None else float(scenario.params.get("demand_ratio", 1.0))
-    fleet = c.fleet
-    if fleet is None:
+    fleet = study.sim.fleet_size
+    if c.fleet_from_scenario:
         fbh = scenario.fleet_by_hour
         hour = w0 // 60
         fleet = int(fbh.loc[hour]) if hour in fbh.index else int(fbh.iloc[0])
     has_chargers = scenario.chargers is not None
-    beta2 = c.beta2 if c.beta2 is not None else (1.0 if has_chargers else 0.0)
-    regions = scenario.region_map(c.speed_kmh)
-    reach = c.reach_km if c.reach_km is not None else default_reach_km(regions.distance_km)
-    low_reach = c.low_battery_reach_km if c.low_battery_reach_km is not None else reach
+    beta2 = (1.0 if has_chargers else 0.0) if c.beta2_from_chargers else study.balancing.beta2
+    regions = scenario.region_map(speed_kmh)
+    reach = default_reach_km(regions.distance_km) if c.reach_from_scenario else study.balancing.reach_km
+    low_reach = reach if c.low_reach_from_scenario else study.balancing.low_battery_reach_km
+    balancing = dataclasses.replace(study.balancing, reach_km=reach, low_battery_reach_km=low_reach, beta2=beta2)
     cpm = cost_per_minute(scenario)
 
     dates = weekday_dates(FIRST_DAY, c.history_days + c.days)
     hist_dates, eval_dates = dates[:c.history_days], dates[c.history_days:]
-    hist = sample_days(scenario, hist_dates, c.seed, 0, scale, c.speed_kmh)
+    hist = sample_days(scenario, hist_dates, c.seed, 0, scale, speed_kmh)
     if len(hist) == 0:
         raise DataError(f"{scenario.name}: the sampled history has no trips (scale {scale})")
     first, last = str(hist_dates[0].date()), str(hist_dates[-1].date())
-    panels = trip_panels(hist, regions, first, last, c.slot_minutes)
-    est = Estimates.fit(panels, regions, EstimateConfig(
-        slot_minutes=c.slot_minutes, horizon=c.horizon, epsilon=c.epsilon, delta=c.delta, n_bootstrap=c.n_bootstrap,
-        rank=c.rank, robust_radius=c.robust_radius, random_state=c.seed))
+    panels = trip_panels(hist, regions, first, last, slot_minutes, study.estimate.holidays)
+    est = Estimates.fit(panels, regions, study.estimate)
     demand_w = np.bincount(hist["pickup_zone"].to_numpy(np.int64), minlength=regions.n).astype(float)
     if has_chargers:
         plugs = np.rint(scenario.chargers).astype(np.int64)
     else:
-        plugs = PlugSiting(per_vehicle=c.plugs_per_vehicle).plugs(demand_w, fleet)
+        plugs = PlugSiting(per_vehicle=study.evaluation.plugs_per_vehicle).plugs(demand_w, fleet)
 
     runs, slot_frames, step_frames = [], [], []
     for d, day in enumerate(eval_dates):
-        day_trips = sample_days(scenario, [day], c.seed, 1, scale, c.speed_kmh)
+        day_trips = sample_days(scenario, [day], c.seed, 1, scale, speed_kmh)
         start = day + pd.Timedelta(minutes=w0)
-        sim_cfg = SimConfig(fleet_size=fleet, seed=_day_seed(c.seed, 2, d), slot_minutes=c.slot_minutes,
-                            speed_kmh=c.speed_kmh, battery_kwh=c.battery_kwh, match_radius_km=c.match_radius_km,
-                            patience_minutes=c.patience_minutes)
+        sim_cfg = dataclasses.replace(study.sim, fleet_size=fleet, seed=_day_seed(c.seed, 2, d))
         for name in c.policies:
             sim = Simulator.from_trips(day_trips, regions, start, sim_cfg, plugs=plugs, minutes=minutes)
-            policy = build_policy(name, sim, est, c, reach, low_reach, beta2)
+            policy = scenario_policy(name, sim, est, balancing, study.controller)
             t1 = time.perf_counter()
             result = sim.run(policy)
             row, st = replay_row(name, day, result, policy, time.perf_counter() - t1)
@@ -333,8 +309,6 @@ def evaluate_scenario(scenario, config: ScenarioEvalConfig, progress=None) -> Ev
 
 def scenario_compare(ev: Evaluation, baseline: str = "nominal") -> pd.DataFrame:
     """:func:`drbalance.evaluation.compare` plus the ``rebalancing_cost`` metric."""
-    from drbalance.evaluation import compare
-
     table = compare(ev, baseline)
     runs = ev.runs
     base = runs[runs["policy"] == baseline]
@@ -343,8 +317,6 @@ def scenario_compare(ev: Evaluation, baseline: str = "nominal") -> pd.DataFrame:
         for key, label in (("rebalancing_cost", "rebalancing cost / day"),
                            ("rebalancing_minutes", "rebalancing minutes / day")):
             v = g[key].to_numpy(float)
-            from scipy import stats
-
             n = len(v)
             mean = float(v.mean())
             half = float(stats.t.ppf(0.975, n - 1) * v.std(ddof=1) / np.sqrt(n)) if n > 1 else np.nan
@@ -358,8 +330,6 @@ def scenario_compare(ev: Evaluation, baseline: str = "nominal") -> pd.DataFrame:
 def scenario_policies_json(ev: Evaluation, table: pd.DataFrame) -> dict:
     """``{"policies": {name: {...}}}``: the keys of ``drbalance evaluate`` plus ``rebalancing_cost``
     (mean per day) and ``rebalancing_minutes``; ``u_c_mean`` is null where the scenario has no chargers."""
-    from drbalance.evaluation import policies_json
-
     payload = policies_json(ev, table)
     for name, g in ev.runs.groupby("policy", sort=False):
         p = payload["policies"][name]
@@ -370,16 +340,10 @@ def scenario_policies_json(ev: Evaluation, table: pd.DataFrame) -> dict:
     return payload
 
 
-def build_policy(name: str, sim, estimates, c, reach_km: float | None, low_battery_reach_km: float,
-                 beta2: float):
-    """Policy ``name`` for simulator ``sim``: a :class:`drbalance.controller.Controller` for the
-    optimisers (with ``greedy`` as its fallback) configured from ``c`` (an evaluation config with the
-    balancing fields), else the built-in policy.  Reaches in km."""
+def scenario_policy(name: str, sim, estimates, balancing: BalancingConfig, controller: ControllerConfig):
+    """Policy ``name`` for simulator ``sim``: a :class:`Controller` solving ``name`` with ``balancing``
+    (greedy fallback) for the optimisers, else the built-in policy."""
     if name not in OPTIMISERS:
         return make_policy(name, sim, estimates)
-    bal = BalancingConfig(mode=name, horizon=c.horizon, slot_minutes=c.slot_minutes, reach_km=reach_km,
-                          later_reach_km=c.later_reach_km,
-                          low_battery_reach_km=low_battery_reach_km, alpha=c.alpha, beta1=c.beta1, beta2=beta2,
-                          supply_floor=c.supply_floor, queue_allowance=c.queue_allowance)
-    ctl = ControllerConfig(step_budget_s=c.step_budget_s, radius_scale=c.radius_scale)
-    return Controller(estimates, bal, ctl, fallback=make_policy("greedy", sim, estimates), name=name)
+    return Controller(estimates, dataclasses.replace(balancing, mode=name), controller,
+                      fallback=make_policy("greedy", sim, estimates), name=name)

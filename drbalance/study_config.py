@@ -203,7 +203,7 @@ class StudyConfig:
 
     def to_toml(self, path: str | Path | None = None) -> str:
         """The configuration as TOML text (every field, None values left out); written to ``path`` if given."""
-        text = _HEADER + tomli_w.dumps(_drop_none(self.to_dict()))
+        text = _HEADER + tomli_w.dumps(drop_none(self.to_dict()))
         if path is not None:
             from drbalance.io import write_text_atomic
 
@@ -253,8 +253,9 @@ def _to_plain(obj) -> dict:
     return out
 
 
-def _drop_none(d: dict) -> dict:
-    return {k: (_drop_none(v) if isinstance(v, dict) else v) for k, v in d.items() if v is not None}
+def drop_none(d: dict) -> dict:
+    """``d`` without None values, recursively (TOML has no null)."""
+    return {k: (drop_none(v) if isinstance(v, dict) else v) for k, v in d.items() if v is not None}
 
 
 def _from_plain(cls, data: dict, where: str):

@@ -12,7 +12,7 @@ import pytest
 
 from data_pipeline.scenarios import read_scenario
 from drbalance.cli import main
-from drbalance.scenario_eval import (ScenarioEvalConfig, default_reach_km, evaluate_scenario, rebalancing_minutes,
+from drbalance.scenario_eval import (ScenarioEvalConfig, default_reach_km, scenario_study_config, evaluate_scenario, rebalancing_minutes,
                                      weekday_dates)
 from drbalance.sim.log import EVENT_CODES
 
@@ -76,8 +76,9 @@ def test_same_seed_same_results_other_seed_differs(tmp_path, rome):
 
 def test_eamod_uses_scenario_chargers_and_step_cost(shared_data):
     s = read_scenario(shared_data / "eamod_nyc_graph_rl" / "NY_5")
-    cfg = ScenarioEvalConfig(days=1, policies=("noop", "greedy"), seed=1, history_days=4, window_minutes=60,
-                             n_bootstrap=30)
+    study = scenario_study_config().with_values({"evaluation.policies": ["noop", "greedy"], "seed": 1,
+                                                 "estimate.n_bootstrap": 30})
+    cfg = ScenarioEvalConfig(study=study, days=1, history_days=4, window_minutes=60)
     ev = evaluate_scenario(s, cfg)
     assert ev.extra["plugs_total"] == int(s.chargers.sum()) and ev.extra["chargers"] == "scenario"
     assert ev.extra["fleet"] == int(s.fleet_by_hour.iloc[0]) and ev.extra["beta2"] == 1.0
@@ -142,3 +143,25 @@ def test_missing_beta_is_a_data_error(tmp_path, rome, capsys):
     target.write_bytes(data)
     rc = main(["evaluate-scenario", str(target), "--days", "1", *FAST, "--policies", "noop"])
     assert rc == 1 and "'beta'" in capsys.readouterr().err
+
+
+def test_scenario_config_toml_reproduces_the_run(shared_data, tmp_path):
+    """evaluate-scenario writes its resolved configuration (study tables + [scenario]) to config.toml;
+    re-running it gives the same figures, and options given on the command line override it."""
+    ny5 = shared_data / "eamod_nyc_graph_rl" / "NY_5"
+    out = tmp_path / "run"
+    args = ["--days", "1", "--policies", "noop,greedy", "--history-days", "4", "--window-minutes", "60",
+            "--bootstrap", "30", "--seed", "2"]
+    assert main(["evaluate-scenario", str(ny5), *args, "--out", str(out), "--json", str(tmp_path / "a.json")]) == 0
+    cfg = ScenarioEvalConfig.from_toml(out / "config.toml")
+    assert (cfg.days, cfg.history_days, cfg.window_minutes, cfg.seed) == (1, 4, 60, 2)
+    assert cfg.study.sim.match_radius_km == 0.0 and cfg.fleet_from_scenario
+    assert main(["evaluate-scenario", str(ny5), "--config", str(out / "config.toml"),
+                 "--json", str(tmp_path / "b.json")]) == 0
+    a, b = (json.loads((tmp_path / f).read_text())["policies"] for f in ("a.json", "b.json"))
+    for name in ("noop", "greedy"):
+        for key in ("served", "unserved", "balancing_km", "rebalancing_cost"):
+            assert a[name][key] == b[name][key], (name, key)
+    assert main(["evaluate-scenario", str(ny5), "--config", str(out / "config.toml"), "--fleet", "50",
+                 "--json", str(tmp_path / "c.json")]) == 0
+    assert json.loads((tmp_path / "c.json").read_text())["extra"]["fleet"] == 50

@@ -4,6 +4,7 @@ CLI contract (relied on by other tools; add options, never rename)::
 
     drbalance evaluate-scenario SCENARIO_FILE --days N --policies noop,greedy,nominal,demand_robust,dr
                                 --seed S --json PATH
+    drbalance evaluate-scenario SCENARIO_FILE --config DIR/config.toml [options override it]
 
 SCENARIO_FILE is an RL4AMOD ``scenario_<city>.json[.gz]`` or an electric-AMoD ``NY_<n>`` folder.
 Samples ``--history-days`` seeded Poisson days to fit forecasts and uncertainty sets, then replays N
@@ -17,57 +18,88 @@ minute, mean per day; see docs/scenarios.md).
 from __future__ import annotations
 
 import argparse
-import json
+import dataclasses
 from pathlib import Path
 
+from data_pipeline.scenarios import read_scenario
 from drbalance.commands._common import write_json
+from drbalance.errors import ConfigError
+from drbalance.scenario_eval import ScenarioEvalConfig, evaluate_scenario, scenario_compare, scenario_policies_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate-scenario", help="replay sampled days of a benchmark scenario under several policies",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("scenario", type=Path, help="RL4AMOD scenario_<city>.json[.gz] or eAMoD NY_<n> folder")
-    p.add_argument("--days", type=int, required=True, help="fresh sampled days to replay")
-    p.add_argument("--policies", default="noop,greedy,nominal,demand_robust,dr")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--config", type=Path, default=None,
+                   help="scenario evaluation TOML (a results folder's config.toml, or a study TOML such as "
+                        "examples/study.toml); options given here override it")
+    p.add_argument("--days", type=int, default=None, help="fresh sampled days to replay (required unless --config)")
+    p.add_argument("--policies", default=None, help="comma-separated (default noop,greedy,nominal,demand_robust,dr)")
+    p.add_argument("--seed", type=int, default=None, help="seed of every draw (default 0)")
     p.add_argument("--json", type=Path, default=None, help="write the policies JSON here")
     p.add_argument("--out", type=Path, default=None, help="folder for the comparison table, runs, slots, config")
-    p.add_argument("--history-days", type=int, default=28, help="sampled days the estimates are fitted on")
-    p.add_argument("--slot-minutes", type=int, default=15)
-    p.add_argument("--horizon", type=int, default=4)
+    p.add_argument("--history-days", type=int, default=None, help="sampled days the estimates are fitted on (28)")
+    p.add_argument("--slot-minutes", type=int, default=None, help="default 15")
+    p.add_argument("--horizon", type=int, default=None, help="default 4")
     p.add_argument("--fleet", type=int, default=None, help="EVs (default: the scenario's fleet at the window start)")
     p.add_argument("--scale", type=float, default=None,
                    help="demand multiplier (default: RL4AMOD calibrated demand_ratio; eAMoD 1)")
     p.add_argument("--window-minutes", type=int, default=None,
                    help="replay only the first M minutes of the demand window (default: all of it)")
-    p.add_argument("--speed-kmh", type=float, default=20.0, help="converts rebalancing minutes to km")
+    p.add_argument("--speed-kmh", type=float, default=None, help="converts rebalancing minutes to km (default 20)")
     p.add_argument("--reach-km", type=float, default=None,
                    help="vacant-EV reach (default: max(median distance, largest nearest-neighbour distance))")
     p.add_argument("--later-reach-km", type=float, default=None)
-    p.add_argument("--low-battery-reach-km", type=float, default=None, help="charger reach of low-battery EVs (default: the reach)")
-    p.add_argument("--match-radius-km", type=float, default=0.0,
-                   help="requests matched to EVs within this distance (0: own region only, as the peers)")
-    p.add_argument("--plugs-per-vehicle", type=float, default=0.1, help="sited plugs where the scenario has none")
-    p.add_argument("--beta1", type=float, default=1.0)
+    p.add_argument("--low-battery-reach-km", type=float, default=None,
+                   help="charger reach of low-battery EVs (default: the reach)")
+    p.add_argument("--match-radius-km", type=float, default=None,
+                   help="requests matched to EVs within this distance (default 0: own region only, as the peers)")
+    p.add_argument("--plugs-per-vehicle", type=float, default=None, help="sited plugs where the scenario has none (0.1)")
+    p.add_argument("--beta1", type=float, default=None)
     p.add_argument("--beta2", type=float, default=None, help="charging weight (default 1 with chargers, else 0)")
-    p.add_argument("--radius-scale", type=float, default=1.0)
-    p.add_argument("--robust-radius", default="chi2", choices=["chi2", "conformal"])
-    p.add_argument("--bootstrap", type=int, default=500)
-    p.add_argument("--step-budget", type=float, default=30.0, help="per-step solve budget (s) before fallback")
+    p.add_argument("--radius-scale", type=float, default=None)
+    p.add_argument("--robust-radius", default=None, choices=["chi2", "conformal"])
+    p.add_argument("--bootstrap", type=int, default=None)
+    p.add_argument("--step-budget", type=float, default=None, help="per-step solve budget (s) before fallback (30)")
     p.set_defaults(func=run)
 
 
-def config_from_args(args: argparse.Namespace):
-    from drbalance.scenario_eval import ScenarioEvalConfig
+#: ``--option`` -> dotted :class:`StudyConfig` key of the scenario evaluation's study.
+STUDY_KEYS = {
+    "policies": "evaluation.policies", "seed": "seed", "slot_minutes": "slot_minutes", "horizon": "horizon",
+    "fleet": "sim.fleet_size", "speed_kmh": "sim.speed_kmh", "reach_km": "balancing.reach_km",
+    "later_reach_km": "balancing.later_reach_km", "low_battery_reach_km": "balancing.low_battery_reach_km",
+    "match_radius_km": "sim.match_radius_km", "plugs_per_vehicle": "evaluation.plugs_per_vehicle",
+    "beta1": "balancing.beta1", "beta2": "balancing.beta2", "radius_scale": "controller.radius_scale",
+    "robust_radius": "estimate.robust_radius", "bootstrap": "estimate.n_bootstrap",
+    "step_budget": "controller.step_budget_s",
+}
+#: an option given switches off the scenario-derived value it replaces
+FROM_SCENARIO = {"fleet": "fleet_from_scenario", "reach_km": "reach_from_scenario",
+                 "low_battery_reach_km": "low_reach_from_scenario", "beta2": "beta2_from_chargers"}
 
-    return ScenarioEvalConfig(
-        days=args.days, policies=tuple(p.strip() for p in args.policies.split(",") if p.strip()), seed=args.seed,
-        history_days=args.history_days, slot_minutes=args.slot_minutes, horizon=args.horizon, fleet=args.fleet,
-        scale=args.scale, window_minutes=args.window_minutes, speed_kmh=args.speed_kmh, reach_km=args.reach_km,
-        later_reach_km=args.later_reach_km, low_battery_reach_km=args.low_battery_reach_km,
-        match_radius_km=args.match_radius_km, plugs_per_vehicle=args.plugs_per_vehicle, beta1=args.beta1,
-        beta2=args.beta2, radius_scale=args.radius_scale, robust_radius=args.robust_radius,
-        n_bootstrap=args.bootstrap, step_budget_s=args.step_budget)
+
+def config_from_args(args: argparse.Namespace) -> ScenarioEvalConfig:
+    """The resolved :class:`ScenarioEvalConfig`: ``--config`` (or the protocol defaults), then the options."""
+    if args.config is None and args.days is None:
+        raise ConfigError("--days N is required (or --config FILE.toml with a [scenario] table that sets days)")
+    base = ScenarioEvalConfig.from_toml(args.config) if args.config is not None else ScenarioEvalConfig()
+    values = {}
+    for option, key in STUDY_KEYS.items():
+        v = getattr(args, option, None)
+        if v is None:
+            continue
+        values[key] = [x.strip() for x in v.split(",") if x.strip()] if option == "policies" else v
+    if "balancing.low_battery_reach_km" in values and "balancing.reach_km" not in values:
+        # keep low <= reach valid while the reach itself is still resolved from the scenario
+        values["balancing.reach_km"] = max(base.study.balancing.reach_km, values["balancing.low_battery_reach_km"])
+    changes = {flag: False for option, flag in FROM_SCENARIO.items() if getattr(args, option, None) is not None}
+    for option, name in (("days", "days"), ("history_days", "history_days"), ("scale", "scale"),
+                         ("window_minutes", "window_minutes")):
+        if getattr(args, option, None) is not None:
+            changes[name] = getattr(args, option)
+    return dataclasses.replace(base, study=base.study.with_values(values), **changes)
 
 
 def print_table(ev, table) -> None:
@@ -97,9 +129,6 @@ def print_table(ev, table) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from data_pipeline.scenarios import read_scenario
-    from drbalance.scenario_eval import evaluate_scenario, scenario_compare, scenario_policies_json
-
     config = config_from_args(args)
     scenario = read_scenario(args.scenario)
     ev = evaluate_scenario(scenario, config)
@@ -112,7 +141,8 @@ def run(args: argparse.Namespace) -> int:
         table.to_csv(args.out / "comparison.csv", index=False)
         ev.runs.to_parquet(args.out / "runs.parquet", index=False)
         ev.slots.to_parquet(args.out / "slots.parquet", index=False)
-        (args.out / "config.json").write_text(json.dumps(config.to_dict(), indent=2, default=str) + "\n")
+        write_json(args.out / "config.json", config.to_dict())
+        config.to_toml(args.out / "config.toml")
         write_json(args.out / "evaluation.json", payload)
     write_json(args.json, payload)
     print(f"evaluated {len(config.policies)} policies on {config.days} day(s) of {scenario.name} "
