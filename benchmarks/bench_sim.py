@@ -40,11 +40,12 @@ def data_folder() -> Path:
 
 
 def cli_args(folder: Path, day: str, fleet: int, policy: str) -> argparse.Namespace:
-    files = sorted(folder.glob("green_tripdata_2021-0*.parquet"))
-    return argparse.Namespace(trips=files, zones=None, day=day, fleet=fleet, policy=policy, seed=0, json=None,
-                              out=None, regions=None, train=None, slot_minutes=15, hours=24.0, plugs_total=None,
-                              plugs=None, patience=10, radius_km=3.0, speed_kmh=20.0, battery_kwh=60.0,
-                              kwh_per_km=0.2, charge_kw=50.0, low_soc=0.2, target_soc=0.8, circuity="auto")
+    """The parsed ``drbalance simulate`` command line of the benchmark (all 260 zones: ``--regions 0``)."""
+    from drbalance.cli import build_parser
+
+    files = [str(f) for f in sorted(folder.glob("green_tripdata_2021-0*.parquet"))]
+    return build_parser().parse_args(["simulate", *files, "--day", day, "--fleet", str(fleet), "--policy", policy,
+                                      "--seed", "0", "--regions", "0"])
 
 
 def main() -> int:

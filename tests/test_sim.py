@@ -317,14 +317,12 @@ def test_full_day_thousand_evs_greedy_under_20_seconds(shared_data):
 
     from drbalance.commands.simulate import simulate_day
 
-    folder = shared_data / "nyc_tlc_green_2021q1"
-    import argparse
+    from drbalance.cli import build_parser
 
-    args = argparse.Namespace(trips=[folder / "green_tripdata_2021-02.parquet", folder / "green_tripdata_2021-03.parquet"],
-                              zones=None, day=DAY, fleet=1000, policy="greedy", seed=0, json=None, out=None,
-                              regions=None, train=None, slot_minutes=15, hours=24.0, plugs_total=None, plugs=None,
-                              patience=10, radius_km=3.0, speed_kmh=20.0, battery_kwh=60.0, kwh_per_km=0.2,
-                              charge_kw=50.0, low_soc=0.2, target_soc=0.8, circuity="auto")
+    folder = shared_data / "nyc_tlc_green_2021q1"
+    args = build_parser().parse_args(["simulate", str(folder / "green_tripdata_2021-02.parquet"),
+                                      str(folder / "green_tripdata_2021-03.parquet"), "--day", DAY, "--fleet", "1000",
+                                      "--policy", "greedy", "--regions", "0"])
     t0 = time.perf_counter()
     summary, res = simulate_day(args)
     assert time.perf_counter() - t0 <= 20.0
