@@ -44,7 +44,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from data_pipeline.estimates import EstimateConfig
+from data_pipeline.readers import read_nyc_zones, read_tlc_trips
+from drbalance import datasets
 from drbalance.errors import ConfigError, DataError
+from drbalance.policies import make_policy
+from drbalance.sim import ChargingConfig, PlugSiting, SimConfig, Simulator
+from drbalance.sim.chargers import MI_KM, fleet_mix_from_ranges, kwh_per_km
+from drbalance.sim.siting import site_xyz
+from drbalance.study import DayReplay
 
 #: every base setting and its default (units in the names; ranges in miles as in the seed paper)
 BASE_DEFAULTS: dict = {
@@ -165,12 +173,8 @@ def expand(grid: dict) -> list[dict]:
 # ------------------------------------------------------------------------------------------ data
 @functools.lru_cache(maxsize=4)
 def _context(day: str, train_days: int, trips: tuple | None, zones_path: str | None, n_regions: int | None,
-             regions_seed: int, circuity: float) -> dict:
-    """Trips of the day and its training days, zones and regions: loaded once per worker process."""
-    from data_pipeline.readers import read_nyc_zones, read_tlc_trips
-    from data_pipeline.regions import RegionMap
-    from drbalance import datasets
-
+             regions_seed: int, circuity: float) -> DayReplay:
+    """The day's :class:`drbalance.study.DayReplay` (trips, zones, regions): built once per worker process."""
     d = pd.Timestamp(day).normalize()
     t0 = str((d - pd.Timedelta(days=int(train_days))).date())
     if trips is None:
@@ -182,42 +186,22 @@ def _context(day: str, train_days: int, trips: tuple | None, zones_path: str | N
                                                   else files[0].with_name("taxi_zone_lookup.csv"))
     zones = read_nyc_zones(zpath)
     frame = read_tlc_trips(files, zones, period=(t0, str(d.date()))).frame
-    is_day = frame["pickup_time"].to_numpy() >= np.datetime64(d.to_datetime64(), "ns")
-    day_trips, train_trips = frame[is_day], frame[~is_day]
-    if len(day_trips) == 0:
-        raise DataError(f"no trip has its pick-up on {d.date()}")
-    regions = RegionMap.from_zones(zones, float(circuity))
-
-    def demand_of(tr):
-        r = regions.region_of(tr["pickup_zone"].to_numpy())
-        return np.bincount(r[r >= 0], minlength=regions.n).astype(float)
-
-    if n_regions is not None:
-        regions = regions.coarsen(int(n_regions), demand_of(train_trips if len(train_trips) else day_trips),
-                                  random_state=int(regions_seed))
-    weights = demand_of(train_trips) if len(train_trips) else None
-    return {"day": d, "train": (t0, str((d - pd.Timedelta(days=1)).date())), "day_trips": day_trips,
-            "train_trips": train_trips, "zones": zones, "regions": regions, "weights": weights}
+    train = (t0, str((d - pd.Timedelta(days=1)).date()))
+    return DayReplay.from_trips(frame, zones, d, train, regions=int(n_regions or 0), seed=int(regions_seed),
+                                circuity=float(circuity))
 
 
 @functools.lru_cache(maxsize=4)
 def _estimates(ctx_key: tuple, slot_minutes: int, seed: int):
-    from data_pipeline.estimates import EstimateConfig, Estimates
-    from data_pipeline.panels import trip_panels
-
-    ctx = _context(*ctx_key)
-    if len(ctx["train_trips"]) == 0:
-        raise DataError("policy greedy needs training days before the simulated day (raise train_days)")
-    panels = trip_panels(ctx["train_trips"], ctx["regions"], ctx["train"][0], ctx["train"][1], slot_minutes)
-    return Estimates.fit(panels, ctx["regions"], EstimateConfig(slot_minutes=slot_minutes, random_state=seed))
+    try:
+        return _context(*ctx_key).estimates(EstimateConfig(slot_minutes=slot_minutes, random_state=seed))
+    except DataError as exc:
+        raise DataError(f"policy greedy: {exc} (raise train_days)") from None
 
 
 def build_simulator(params: dict, seed: int, unconstrained: bool = False, plugs=None):
     """Simulator and policy of one scenario (data from the per-process cache); ``plugs`` overrides the
     demand-proportional siting."""
-    from drbalance.policies import make_policy
-    from drbalance.sim import ChargingConfig, PlugSiting, SimConfig, Simulator
-    from drbalance.sim.chargers import MI_KM, fleet_mix_from_ranges, kwh_per_km
 
     p = params
     trips = tuple(str(t) for t in p["trips"]) if p["trips"] else None
@@ -240,16 +224,15 @@ def build_simulator(params: dict, seed: int, unconstrained: bool = False, plugs=
     total = int(total) if total is not None else int(math.ceil(float(p["plugs_per_vehicle"]) * int(p["fleet"])))
     if not (0 <= float(p["start_hour"]) and float(p["start_hour"]) + float(p["hours"]) <= 24 and minutes > 0):
         raise ConfigError(f"start_hour {p['start_hour']} + hours {p['hours']} must lie within the day")
-    start = ctx["day"] + pd.Timedelta(minutes=int(round(float(p["start_hour"]) * 60)))
-    sim = Simulator.from_trips(ctx["day_trips"], ctx["regions"], start, cfg, siting=PlugSiting(total=total),
-                               siting_weights=ctx["weights"], zones=ctx["zones"], minutes=minutes, plugs=plugs)
+    start = ctx.day + pd.Timedelta(minutes=int(round(float(p["start_hour"]) * 60)))
+    sim = Simulator.from_trips(ctx.day_trips, ctx.regions, start, cfg, siting=PlugSiting(total=total),
+                               siting_weights=ctx.weights, zones=ctx.zones, minutes=minutes, plugs=plugs)
     est = _estimates(ctx_key, int(p["slot_minutes"]), int(p["regions_seed"])) if p["policy"] == "greedy" else None
     return sim, make_policy(p["policy"], sim, est)
 
 
 def _policy_for(p: dict, sim):
     """A fresh policy of scenario ``p`` for ``sim`` (forecasts from the per-process cache)."""
-    from drbalance.policies import make_policy
 
     trips = tuple(str(t) for t in p["trips"]) if p["trips"] else None
     ctx_key = (str(p["day"]), int(p["train_days"]), trips, p["zones"], p["regions"], int(p["regions_seed"]),
@@ -281,8 +264,6 @@ def run_scenario(scenario: dict) -> dict:
     sim, policy = build_simulator(p, seed)
     siting = None
     if p["siting_xyz"]:
-        from drbalance.sim.chargers import MI_KM
-        from drbalance.sim.siting import site_xyz
 
         x, y_mi, z = p["siting_xyz"]
         siting = site_xyz(sim, lambda s_: _policy_for(p, s_), x=int(x), y_km=float(y_mi) * MI_KM, z_min=float(z),

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from data_pipeline.estimates import Estimates
+from data_pipeline.estimates import EstimateConfig, Estimates
 from data_pipeline.panels import Panel, trip_panels
 from data_pipeline.regions import RegionMap, estimate_circuity
 from drbalance.config import BalancingConfig
@@ -135,3 +135,74 @@ def _pickups(regions: RegionMap, trips: pd.DataFrame) -> tuple[np.ndarray, int]:
     inside = r >= 0
     return np.bincount(r[inside], minlength=regions.n).astype(float), int((~inside).sum())
 
+
+
+@dataclass(frozen=True)
+class DayReplay:
+    """The set-up of one replayed day that needs no training data: use :meth:`from_trips`.
+
+    Where :class:`Study` fits estimates on a training period and replays held-out days, a day replay
+    (``drbalance simulate``, ``drbalance sweep``) may run policies that need no forecasts (``noop``,
+    ``oracle_counts``) on a day with no history before it.  It builds the region map (coarsened by the
+    training pick-ups, or by the day's own when no training day has trips), the charger-siting
+    weights (training pick-ups; None when there are none, and the simulator then sites by the day's
+    own pick-ups, a mild look-ahead it records), and fits estimates only on request (:meth:`estimates`).
+
+    Attributes
+    ----------
+    day : the replayed day (midnight).
+    train : ``(start, end)`` ISO dates of the training trips (before ``day``).
+    zones, regions : zone frame and :class:`RegionMap` (``n`` regions, ``distance_km`` (n, n) km).
+    day_trips, train_trips : trips picked up on ``day`` / in ``train``.
+    circuity : road / straight-line distance factor of ``distance_km``.
+    weights : (n,) training pick-ups per region, or None without training trips.
+    """
+
+    day: pd.Timestamp
+    train: tuple[str, str]
+    zones: pd.DataFrame
+    regions: RegionMap
+    day_trips: pd.DataFrame
+    train_trips: pd.DataFrame
+    circuity: float
+    weights: np.ndarray | None
+
+    @classmethod
+    def from_trips(cls, trips: pd.DataFrame, zones: pd.DataFrame, day, train: tuple[str, str], *,
+                   regions: int = 0, seed: int = 0, circuity: float | str = "auto") -> "DayReplay":
+        """Split ``trips`` (validated canonical trips of the training period and the day) and build the
+        regions: ``regions`` k-means regions (0 = one per zone) seeded with ``seed``; ``circuity`` a
+        number >= 1 or ``"auto"`` (estimated from the metered distances of all the ``trips`` given)."""
+        d = pd.Timestamp(day).normalize()
+        pt = trips["pickup_time"]
+        day_trips = trips[(pt >= d) & (pt < d + pd.Timedelta(days=1))]
+        if len(day_trips) == 0:
+            raise DataError(f"no accepted trip has its pick-up on {d.date()}; check the day and the trip files")
+        t0, t1 = (pd.Timestamp(x) for x in train)
+        if t1 >= d:
+            raise ConfigError(f"training period {train[0]}:{train[1]} must end before the day {d.date()} (no look-ahead)")
+        train_trips = trips[(pt >= t0) & (pt < t1 + pd.Timedelta(days=1))]
+        factor = estimate_circuity(trips, zones) if circuity == "auto" else float(circuity)
+        region_map = RegionMap.from_zones(zones, factor)
+        has_train = len(train_trips) > 0
+        if regions:
+            w, _ = _pickups(region_map, train_trips if has_train else day_trips)
+            region_map = region_map.coarsen(int(regions), w, random_state=int(seed))
+        weights = _pickups(region_map, train_trips)[0] if has_train else None
+        return cls(d, (str(train[0]), str(train[1])), zones, region_map, day_trips, train_trips, factor, weights)
+
+    @property
+    def train_days(self) -> int:
+        """Days of the training period with at least one trip."""
+        return int(self.train_trips["pickup_time"].dt.normalize().nunique()) if len(self.train_trips) else 0
+
+    def estimates(self, config: EstimateConfig, holidays: str | None = None) -> Estimates:
+        """:class:`Estimates` fitted on the training trips (raises :class:`DataError` with fewer than 2
+        training days with trips)."""
+        if self.train_days < 2:
+            raise DataError(f"forecasts need trips on at least 2 days before {self.day.date()}; found "
+                            f"{self.train_days} in {self.train[0]}..{self.train[1]} (widen the training period "
+                            "inside the files' period, or use a policy without forecasts: noop, oracle_counts)")
+        panels = trip_panels(self.train_trips, self.regions, self.train[0], self.train[1], config.slot_minutes,
+                             config.holidays if holidays is None else holidays)
+        return Estimates.fit(panels, self.regions, config)

@@ -26,8 +26,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from drbalance.commands._common import parse_period, resolve_circuity, write_json
+from drbalance.commands._common import parse_period, write_json
 from drbalance.errors import ConfigError, DataError
+from data_pipeline.readers import read_nyc_zones, read_tlc_trips
+from drbalance.policies import make_policy
+from drbalance.sim import PlugSiting, Simulator
+from drbalance.study import DayReplay
 from drbalance.study_config import StudyConfig
 
 POLICIES = ("noop", "greedy", "oracle_counts")
@@ -119,13 +123,6 @@ def _trim_sparse_start(train: tuple[str, str], trips: pd.DataFrame) -> tuple[str
 
 def simulate_day(args: argparse.Namespace) -> tuple[dict, object]:
     """Library entry behind the CLI; returns (summary dict, SimResult)."""
-    from data_pipeline.estimates import Estimates
-    from data_pipeline.panels import trip_panels
-    from data_pipeline.readers import read_nyc_zones, read_tlc_trips
-    from data_pipeline.regions import RegionMap
-    from drbalance.policies import make_policy
-    from drbalance.sim import PlugSiting, Simulator
-
     t0 = time.perf_counter()
     try:
         day = pd.Timestamp(args.day).normalize()
@@ -152,42 +149,21 @@ def simulate_day(args: argparse.Namespace) -> tuple[dict, object]:
     zones = read_nyc_zones(zones_path)
     ing = read_tlc_trips(args.trips, zones, period=(train[0], str(day.date())))
     frame = ing.frame
-    is_day = frame["pickup_time"].to_numpy() >= np.datetime64(day.to_datetime64(), "ns")
-    day_trips, train_trips = frame[is_day], frame[~is_day]
-    if len(day_trips) == 0:
-        raise DataError(f"no accepted trip has its pick-up on {day.date()}; check --day and the trip files")
     if not explicit_train:
-        trimmed = _trim_sparse_start(train, train_trips)
-        train = trimmed if trimmed else train
-        train_trips = train_trips[train_trips["pickup_time"] >= pd.Timestamp(train[0])]
-    if not explicit_train:
+        before = frame[frame["pickup_time"] < day]
+        train = _trim_sparse_start(train, before) or train
         study_cfg = study_cfg.with_values({"evaluation.train": list(train)})  # config.toml re-runs it as is
     ev = study_cfg.evaluation
-    circuity = resolve_circuity(str(ev.circuity), frame, zones)
-    regions = RegionMap.from_zones(zones, circuity)
-    has_train = len(train_trips) > 0
-
-    def demand_of(trips):
-        r = regions.region_of(trips["pickup_zone"].to_numpy())
-        return np.bincount(r[r >= 0], minlength=regions.n).astype(float)
-
-    weights_source = "training_days" if has_train else "simulated_day"
-    if ev.regions:
-        regions = regions.coarsen(ev.regions, demand_of(train_trips if has_train else day_trips),
-                                  random_state=study_cfg.seed)
+    replay = DayReplay.from_trips(frame, zones, day, train, regions=ev.regions, seed=study_cfg.seed,
+                                  circuity=ev.circuity)
+    regions, circuity = replay.regions, replay.circuity
+    weights_source = "training_days" if replay.weights is not None else "simulated_day"
     estimates = None
     if args.policy == "greedy":
-        if not has_train:
-            raise DataError(f"policy greedy needs trips on days before {day.date()} to fit its forecasts; "
-                            f"none in {train[0]}..{train[1]} (pass --train A:B inside the files' period)")
-        n_days = int(train_trips["pickup_time"].dt.normalize().nunique())
-        if n_days < 2:
-            raise DataError(f"policy greedy needs trips on at least 2 days before {day.date()} to fit its forecasts; "
-                            f"found {n_days} in {train[0]}..{train[1]} (pass --train A:B inside the files' period, "
-                            "or use --policy noop / oracle_counts)")
-        panels = trip_panels(train_trips, regions, train[0], train[1], study_cfg.slot_minutes,
-                             study_cfg.estimate.holidays)
-        estimates = Estimates.fit(panels, regions, study_cfg.estimate)
+        try:
+            estimates = replay.estimates(study_cfg.estimate)
+        except DataError as exc:
+            raise DataError(f"policy greedy: {exc}; pass --train A:B inside the files' period") from None
     plugs = None
     if args.plugs is not None:
         table = pd.read_csv(args.plugs)
@@ -198,10 +174,9 @@ def simulate_day(args: argparse.Namespace) -> tuple[dict, object]:
             raise DataError(f"{args.plugs}: zones {table['zone'][pos < 0].tolist()[:5]} are in no region")
         plugs = np.bincount(pos, weights=table["plugs"].to_numpy(float), minlength=regions.n)
         weights_source = "plugs_csv"
-    sim = Simulator.from_trips(day_trips, regions, day, config, plugs=plugs,
+    sim = Simulator.from_trips(replay.day_trips, regions, day, config, plugs=plugs,
                                siting=PlugSiting(total=args.plugs_total, per_vehicle=ev.plugs_per_vehicle),
-                               siting_weights=demand_of(train_trips) if has_train else None, zones=zones,
-                               minutes=minutes)
+                               siting_weights=replay.weights, zones=zones, minutes=minutes)
     policy = make_policy(args.policy, sim, estimates)
     result = sim.run(policy)
     resolved = {**result.config, "trips": [str(t) for t in args.trips], "zones": str(zones_path), "day": str(day.date()),
