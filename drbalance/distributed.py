@@ -38,21 +38,23 @@ import json
 import math
 import os
 import time
-import tomllib
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import tomli_w
 
 from data_pipeline.estimates import EstimateConfig
 from data_pipeline.readers import read_nyc_zones, read_tlc_trips
 from drbalance import datasets
 from drbalance.errors import ConfigError, DataError
+from drbalance.io import write_text_atomic
 from drbalance.policies import make_policy
 from drbalance.sim import ChargingConfig, PlugSiting, SimConfig, Simulator
 from drbalance.sim.chargers import MI_KM, fleet_mix_from_ranges, kwh_per_km
 from drbalance.sim.siting import site_xyz
 from drbalance.study import DayReplay
+from drbalance.study_config import tomllib  # tomllib, or tomli on Python 3.10
 
 #: every base setting and its default (units in the names; ranges in miles as in the seed paper)
 BASE_DEFAULTS: dict = {
@@ -146,6 +148,20 @@ def parse_grid(raw: dict, where: str = "grid") -> dict:
         if name not in mixes:
             raise ConfigError(f"{where}: fleet mix {name!r} is not defined; known: {', '.join(mixes)}")
     return {"base": base, "fleet_mixes": mixes, "grid": grid}
+
+
+def grid_to_toml(grid: dict) -> str:
+    """The resolved grid (every ``[base]`` key with its value, the mixes, the dimensions) as TOML that
+    :func:`load_grid` reads back to the same scenarios.  TOML has no null: keys whose value is None are
+    left out (their default is None), except ``regions``, where None (one region per zone) is written
+    as 0, which the sweep reads the same way."""
+    base = dict(grid["base"])
+    if base.get("regions") is None:
+        base["regions"] = 0
+    tree = {"base": {k: v for k, v in base.items() if v is not None},
+            "fleet_mixes": grid["fleet_mixes"], "grid": grid["grid"]}
+    return "# drbalance sweep: the resolved grid of this results folder (drbalance sweep --grid THIS_FILE)\n" + \
+        tomli_w.dumps(tree)
 
 
 def scenario_key(params: dict) -> str:
@@ -332,6 +348,7 @@ def run_sweep(grid: dict, out, workers: int = 1, scheduler: str | None = None, p
     t0 = time.perf_counter()
     out = Path(out)
     (out / "scenarios").mkdir(parents=True, exist_ok=True)
+    write_text_atomic(out / "grid.toml", grid_to_toml(grid))
     scenarios = expand(grid)
     done = {s["key"]: read_done(out, s["key"]) for s in scenarios}
     todo = [s for s in scenarios if done[s["key"]] is None]

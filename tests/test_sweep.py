@@ -130,3 +130,17 @@ def test_sweep_connects_to_an_existing_scheduler(grid_file, tmp_path):
     assert s["workers"] == 1 and s["scheduler"] == cluster.scheduler_address and s["computed"] == 4
     inline = run_sweep(load_grid(grid_file), tmp_path / "inline", workers=0)
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "o" / "sweep.parquet"), pd.read_parquet(inline["table"]))
+
+
+def test_results_folder_grid_toml_reruns_the_same_sweep(tmp_path):
+    """The sweep writes its resolved grid (defaults filled in) to OUT/grid.toml; sweeping that file
+    gives the same scenarios (keys) and the same table."""
+    grid = parse_grid({"base": {"day": "2021-03-02", "start_hour": 7, "hours": 1, "fleet": 20, "plugs_total": 2,
+                                "regions": 6, "seed": 3}, "grid": {"power_kw": [50, 11]}})
+    first = run_sweep(grid, tmp_path / "a", workers=0)
+    again = load_grid(tmp_path / "a" / "grid.toml")
+    assert [s["key"] for s in expand(again)] == [s["key"] for s in expand(grid)]
+    run_sweep(again, tmp_path / "b", workers=0)
+    a, b = (pd.read_parquet(tmp_path / d / "sweep.parquet") for d in ("a", "b"))
+    assert first["scenarios"] == 2 and len(a) == 2
+    pd.testing.assert_frame_equal(a, b)
