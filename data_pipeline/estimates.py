@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from data_pipeline.forecast import FORECASTERS, make_forecaster
 from data_pipeline.panels import Panel, day_types
@@ -34,8 +35,6 @@ BUNDLE_FILE = "estimates.npz"
 def _small_blas():
     """Single-threaded BLAS for the many small products of set fitting: measured 70x faster than
     OpenBLAS's 2 threads on a loaded 2-core machine (d=80, rank 40, 500 bootstrap rows)."""
-    from threadpoolctl import threadpool_limits
-
     return threadpool_limits(limits=1, user_api="blas")
 
 

@@ -80,7 +80,7 @@ class PoissonGLMForecaster:
         return np.concatenate(rows, axis=0)
 
     def fit(self, panel: Panel) -> "PoissonGLMForecaster":
-        import statsmodels.api as sm
+        import statsmodels.api as sm  # lazy (b): heavy (~1.3 s), only for the Poisson GLM
 
         types = np.unique(panel.day_type)
         if panel.n_days < 2:

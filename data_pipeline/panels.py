@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from pandas.tseries.holiday import USFederalHolidayCalendar
 
 from data_pipeline.regions import RegionMap
 from drbalance import validation as _validation
@@ -31,8 +32,6 @@ def day_types(days: pd.DatetimeIndex, holidays: str | None = None) -> np.ndarray
     days = pd.DatetimeIndex(days).normalize()
     weekend = days.day_of_week >= 5
     if holidays == "us":
-        from pandas.tseries.holiday import USFederalHolidayCalendar
-
         hol = USFederalHolidayCalendar().holidays(days.min(), days.max()) if len(days) else []
         weekend |= days.isin(hol)
     elif holidays is not None:

@@ -155,7 +155,7 @@ class RegionMap:
         Returns a new map whose region ``r`` centroid is the weighted mean of its members' centroids
         and whose name is that of its heaviest member plus the member count.
         """
-        from sklearn.cluster import KMeans
+        from sklearn.cluster import KMeans  # lazy (b): heavy (~0.5 s), only when coarsening
 
         if not (1 <= k <= self.n):
             raise ConfigError(f"cannot coarsen {self.n} regions into k={k}; choose 1 <= k <= {self.n}")

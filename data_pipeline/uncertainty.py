@@ -209,10 +209,10 @@ class EllipsoidEstimator:
         if self.shrinkage == "none":
             return 0.0
         if self.shrinkage == "ledoit_wolf":
-            from sklearn.covariance import ledoit_wolf_shrinkage
+            from sklearn.covariance import ledoit_wolf_shrinkage  # lazy (b): heavy (~0.4 s), only when fitting
 
             return float(ledoit_wolf_shrinkage(Xc, assume_centered=True))
-        from sklearn.covariance import oas
+        from sklearn.covariance import oas  # lazy (b): heavy (~0.4 s), only when fitting
 
         return float(oas(Xc, assume_centered=True)[1])
 

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from data_pipeline.readers.common import pick_file, read_table
+from data_pipeline.regions import RegionMap
 from data_pipeline.validate import RejectReport, classify, rejected_frame, require_columns
 from drbalance.errors import DataError
 
@@ -98,8 +99,6 @@ class ShenzhenZones:
 
     def region_map(self, circuity: float = 1.3):
         """One region per charger zone, great-circle centroid distances times ``circuity``."""
-        from data_pipeline.regions import RegionMap
-
         return RegionMap.from_zones(self.zones, circuity)
 
 

@@ -7,6 +7,7 @@ from typing import NamedTuple, Sequence
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 from data_pipeline.validate import RejectReport
 from drbalance.errors import DataError
@@ -32,8 +33,6 @@ def table_columns(path: Path) -> list[str]:
     if not path.is_file():
         raise DataError(f"trip file {path} not found")
     if path.suffix == ".parquet":
-        import pyarrow.parquet as pq
-
         try:
             return list(pq.read_schema(path).names)
         except Exception as exc:  # pyarrow raises several types for corrupt files
@@ -51,8 +50,6 @@ def read_table(path: Path, columns: Sequence[str] | None = None) -> pd.DataFrame
         raise DataError(f"file {path} not found")
     try:
         if path.suffix == ".parquet":
-            import pyarrow.parquet as pq
-
             if columns is not None:
                 present = set(pq.read_schema(path).names)
                 columns = [c for c in columns if c in present]

@@ -17,6 +17,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
+from pandas.api.types import union_categoricals
 
 from data_pipeline.readers.common import Ingested, read_table, table_columns, to_datetime, to_float
 from data_pipeline.units import KM_PER_MILE
@@ -122,8 +123,6 @@ def _read_trip_files(paths: list[Path], specs: list[TripColumns], zones: pd.Data
         require_columns(raw.columns, spec.required(), str(path))
         parts.append(canonical_trips(raw, spec, path.name))
     if len(parts) > 1:
-        from pandas.api.types import union_categoricals
-
         src = union_categoricals([p["source"].array for p in parts])  # stays categorical, no object fallback
         trips = pd.concat([p.drop(columns="source") for p in parts], ignore_index=True)
         trips["source"] = src
