@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from drbalance.errors import ConfigError, DataError, InfeasibleError, SolverError, UnboundedError
-from drbalance.policies import Moves, charge_moves
+from drbalance.policies import Moves, as_moves, charge_moves
 from drbalance.config import BalancingConfig, ControllerConfig
 from drbalance.problem import BalancingProblem
 from drbalance.rounding import round_per_origin
@@ -171,6 +171,4 @@ class Controller:
 
 
 def _as_moves(answer) -> Moves:
-    from drbalance.policies import as_moves
-
     return as_moves(answer, "fallback")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -152,11 +153,7 @@ def policies_json(ev: Evaluation, table: pd.DataFrame) -> dict:
 
 def plot_day_profiles(ev: Evaluation, folder) -> list:
     """One PNG per metric over the day (mean over days per slot), one line per policy."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from pathlib import Path
+    from matplotlib.figure import Figure  # lazy (b): heavy (~0.7 s), only when plotting
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -168,7 +165,8 @@ def plot_day_profiles(ev: Evaluation, folder) -> list:
                        ("km_balancing", "balancing km per slot")):
         if col not in s:
             continue
-        fig, ax = plt.subplots(figsize=(8, 4))
+        fig = Figure(figsize=(8, 4))
+        ax = fig.subplots()
         for name, g in s.groupby("policy", sort=False):
             prof = g.groupby("slot")[col].mean()
             ax.plot(prof.index * ev.config.slot_minutes / 60, prof.to_numpy(), label=name)
@@ -179,6 +177,5 @@ def plot_day_profiles(ev: Evaluation, folder) -> list:
         fig.tight_layout()
         p = folder / f"profile_{col}.png"
         fig.savefig(p, dpi=110)
-        plt.close(fig)
         paths.append(p)
     return paths

@@ -23,8 +23,10 @@ import os
 import time
 from dataclasses import dataclass, field
 
+import clarabel
 import numpy as np
 import scipy.sparse as sp
+import scs
 
 from drbalance.errors import ConfigError, InfeasibleError, LicenceError, SolverError, UnboundedError
 
@@ -44,7 +46,7 @@ def mosek_licence_available() -> bool:
     :func:`functools.lru_cache`; call ``mosek_licence_available.cache_clear()`` after installing a licence.
     """
     try:
-        import mosek
+        import mosek  # lazy (a): optional dependency (drbalance[mosek])
     except ImportError:
         return False
     try:
@@ -89,8 +91,6 @@ class ConeSpec:
         return self.zero + self.nonneg + 3 * self.soc3 + self.big_soc + 3 * self.n_pow
 
     def clarabel(self) -> list:
-        import clarabel
-
         cones = []
         if self.zero:
             cones.append(clarabel.ZeroConeT(self.zero))
@@ -135,8 +135,6 @@ class ClarabelOptions:
     time_limit: float = float("inf")
 
     def settings(self):
-        import clarabel
-
         st = clarabel.DefaultSettings()
         st.verbose = False
         st.tol_gap_rel, st.tol_gap_abs, st.tol_feas = self.tol_gap_rel, self.tol_gap_abs, self.tol_feas
@@ -190,8 +188,6 @@ class ConicSolver:
         return self._solve_scs(q, b)
 
     def _solve_clarabel(self, q: np.ndarray, b: np.ndarray) -> ConicResult:
-        import clarabel
-
         t0 = time.perf_counter()
         if self._solver is None or not self._solver.is_data_update_allowed():
             P = sp.csc_matrix(self.A.shape[1:] * 2)
@@ -209,8 +205,6 @@ class ConicSolver:
         return ConicResult(x, float(q @ x), status, seconds, int(sol.iterations), "clarabel")
 
     def _solve_scs(self, q: np.ndarray, b: np.ndarray) -> ConicResult:
-        import scs
-
         t0 = time.perf_counter()
         if self._solver is None or self._scs_A_version != self._A_version:
             self._solver = scs.SCS({"A": self.A, "b": b, "c": q}, self.cones.scs(), verbose=False,
@@ -273,7 +267,7 @@ def solve_cvxpy(problem, solver: str, hint_infeasible: str, accept_inaccurate: b
 
     The solver is always named explicitly (``cp.CLARABEL``, ``cp.SCS`` or ``cp.MOSEK``).
     """
-    import cvxpy as cp
+    import cvxpy as cp  # lazy (b): heavy (~0.4 s), only on the reference path; solvers loads with the CLI
 
     backend = resolve_solver(solver)
     kwargs: dict = {}

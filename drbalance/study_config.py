@@ -32,6 +32,7 @@ import tomli_w
 from data_pipeline.estimates import EstimateConfig
 from drbalance.config import BalancingConfig, ControllerConfig
 from drbalance.errors import ConfigError
+from drbalance.io import write_text_atomic
 from drbalance.sim.config import ChargingConfig, SimConfig
 from drbalance.validation import (check_choice, check_date, check_int, check_number, check_period,
                                   check_slot_minutes, check_horizon)
@@ -205,8 +206,6 @@ class StudyConfig:
         """The configuration as TOML text (every field, None values left out); written to ``path`` if given."""
         text = _HEADER + tomli_w.dumps(drop_none(self.to_dict()))
         if path is not None:
-            from drbalance.io import write_text_atomic
-
             write_text_atomic(path, text)
         return text
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
+from data_pipeline.readers import read_nyc_zones
 from drbalance.errors import DataError
 
 NYC_GREEN_MONTHS = ("2021-01", "2021-02", "2021-03")
@@ -38,6 +39,4 @@ def nyc_zone_lookup() -> Path:
 
 def load_nyc_zones():
     """Canonical zone frame of the TLC zones (see :func:`data_pipeline.readers.read_nyc_zones`)."""
-    from data_pipeline.readers import read_nyc_zones
-
     return read_nyc_zones(nyc_zone_lookup())

@@ -69,17 +69,15 @@ class SimResult:
 
     def plot(self, folder) -> list[Path]:
         """Three PNGs (matplotlib, Agg): fairness over the day, served rate, fleet state stack."""
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        from matplotlib.figure import Figure  # lazy (b): heavy (~0.7 s), only when plotting
 
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         s = self.slots
         x = pd.to_datetime(s["start"])
         paths = []
-        fig, ax = plt.subplots(figsize=(9, 4))
+        fig = Figure(figsize=(9, 4))
+        ax = fig.subplots()
         ax.plot(x, s["u_m"], label="u_m (mobility, V>0 regions)")
         ax.plot(x, s["u_m_all"], label="u_m_all (V floored at 1)", linestyle="--")
         ax2 = ax.twinx()
@@ -92,7 +90,8 @@ class SimResult:
         ax.legend(h1 + h2, l1 + l2, loc="lower left", fontsize=8)
         fig.autofmt_xdate()
         paths.append(_save(fig, folder / "fairness.png"))
-        fig, ax = plt.subplots(figsize=(9, 4))
+        fig = Figure(figsize=(9, 4))
+        ax = fig.subplots()
         ax.bar(x, s["requests"], width=pd.Timedelta(minutes=int(self.config["slot_minutes"])) * 0.9, alpha=0.3,
                label="requests", align="edge")
         ax.set_ylabel("requests per slot")
@@ -103,7 +102,8 @@ class SimResult:
         ax.set_title("Requests and served rate per slot")
         fig.autofmt_xdate()
         paths.append(_save(fig, folder / "served_rate.png"))
-        fig, ax = plt.subplots(figsize=(9, 4))
+        fig = Figure(figsize=(9, 4))
+        ax = fig.subplots()
         ax.stackplot(x, *[s[f"mean_{n}"] for n in STATUS_NAMES], labels=list(STATUS_NAMES))
         ax.set_ylabel("vehicles (slot mean)")
         ax.set_title("Fleet state")
@@ -114,11 +114,8 @@ class SimResult:
 
 
 def _save(fig, path: Path) -> Path:
-    import matplotlib.pyplot as plt
-
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
 
 

@@ -17,6 +17,7 @@ import pandas as pd
 from data_pipeline.units import KM_PER_MILE
 from drbalance.errors import ConfigError
 from drbalance.sim.log import EVENT_CODES
+from drbalance.sim.replay import Simulator
 
 
 @dataclass
@@ -67,8 +68,6 @@ def site_xyz(sim, make_policy, x: int = 5, y_km: float = 15 * KM_PER_MILE, z_min
     ``sim``: a :class:`drbalance.sim.Simulator` (its requests, regions and config are reused);
     ``make_policy``: ``simulator -> policy`` (called every round, as plugs change).
     """
-    from drbalance.sim.replay import Simulator
-
     if int(x) != x or x < 1 or not (y_km > 0) or not (z_min >= 0) or max_rounds < 1:
         raise ConfigError("x/y/z siting needs x >= 1 plugs, y > 0 km, z >= 0 min and max_rounds >= 1")
     plugs = sim.plugs.copy()

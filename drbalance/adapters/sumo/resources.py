@@ -36,7 +36,7 @@ def sumo_binary(name: str = "sumo") -> str:
     ``$SUMO_HOME/bin``, then ``PATH``.  Raises :class:`SumoUnavailableError` naming what was tried."""
     tried = []
     try:
-        import sumo  # the eclipse-sumo wheel (optional dependency)
+        import sumo  # lazy (a): the eclipse-sumo wheel, optional dependency (drbalance[sumo])
 
         tried.append(os.path.join(sumo.SUMO_HOME, "bin"))
     except ImportError:
@@ -57,7 +57,7 @@ def sumo_binary(name: str = "sumo") -> str:
 def import_traci():
     """The ``traci`` module (optional dependency); :class:`SumoUnavailableError` when it is missing."""
     try:
-        import traci
+        import traci  # lazy (a): optional dependency (drbalance[sumo])
     except ImportError as exc:
         raise SumoUnavailableError("the traci package is not installed; pip install traci") from exc
     return traci
@@ -66,7 +66,7 @@ def import_traci():
 def import_sumolib():
     """The ``sumolib`` module (optional dependency); :class:`SumoUnavailableError` when it is missing."""
     try:
-        import sumolib
+        import sumolib  # lazy (a): optional dependency (drbalance[sumo])
     except ImportError as exc:  # pragma: no cover - comes with eclipse-sumo / traci
         raise SumoUnavailableError("sumolib is not installed; pip install eclipse-sumo traci") from exc
     return sumolib

@@ -15,6 +15,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from data_pipeline import readers
 from drbalance.errors import ConfigError, DataError
 from drbalance.planning.battery_sharing.checks import check_int
 
@@ -185,14 +186,11 @@ def read_acn_sessions(path: str | Path, *, min_days: int = 10) -> DailyNeeds:
     rejects (missing or reversed times, missing station, bad energy, duplicates) are counted by
     reason in ``notes``.
     """
-    from data_pipeline.readers import ACN_TIMEZONE_RULE
-    from data_pipeline.readers import read_acn_sessions as read_sessions
-
-    ingested = read_sessions(path)
+    ingested = readers.read_acn_sessions(path)
     report = ingested.report
     notes = []
     if report.rows_rejected:
         counts = ", ".join(f"{k}: {v}" for k, v in report.by_reason.items() if v)
         notes.append(f"{report.rows_rejected} of {report.rows_read} sessions rejected by the reader ({counts})")
     needs = daily_needs_from_sessions(ingested.frame, min_days=min_days, source=str(path), notes=notes)
-    return replace(needs, notes=needs.notes + (f"time zone rule: {ACN_TIMEZONE_RULE}",))
+    return replace(needs, notes=needs.notes + (f"time zone rule: {readers.ACN_TIMEZONE_RULE}",))

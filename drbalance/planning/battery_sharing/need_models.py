@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
+from scipy.stats import norm
 
 from drbalance.errors import ConfigError
 from drbalance.planning.battery_sharing.checks import check_int
@@ -150,8 +151,6 @@ class GaussianClosedForm:
 
 def gaussian_closed_form(n_drivers: int, mean_kwh: float, std_kwh: float, alpha: float) -> GaussianClosedForm:
     """See :class:`GaussianClosedForm`."""
-    from scipy.stats import norm
-
     check_int("n_drivers", n_drivers, 1)
     if not 0 < alpha < 1 or not std_kwh > 0:
         raise ConfigError(f"need 0 < alpha < 1 and std_kwh > 0; got alpha={alpha}, std_kwh={std_kwh}")

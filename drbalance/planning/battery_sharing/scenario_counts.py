@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+from scipy.stats import binom
+
 from drbalance.errors import ConfigError
 from drbalance.planning.battery_sharing.checks import check_int
 from drbalance.planning.battery_sharing.config import SCENARIO_BOUNDS
@@ -24,8 +26,6 @@ def scenario_count(n_drivers: int, alpha: float, delta: float, bound: str = "cam
         return int(math.ceil((2.0 / eps) * (math.log(1.0 / delta) + d)))
     if bound != "campi-garatti":
         raise ConfigError(f"bound must be one of {SCENARIO_BOUNDS}; got {bound!r}")
-    from scipy.stats import binom
-
     lo, hi = d - 1, max(d, int(math.ceil(d / eps)))
     while binom.cdf(d - 1, hi, eps) > delta:
         lo, hi = hi, 2 * hi

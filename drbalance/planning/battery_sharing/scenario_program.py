@@ -96,7 +96,7 @@ class ScenarioLP:
         self._build(capacity)
 
     def _build(self, capacity: int) -> None:
-        import cvxpy as cp
+        import cvxpy as cp  # lazy (b): heavy (~0.4 s); this package loads with the CLI (drbalance battery)
 
         n = self.n_drivers
         self.capacity = capacity
@@ -108,7 +108,7 @@ class ScenarioLP:
         self._problem = cp.Problem(cp.Minimize(self._s + cp.sum(self._x)), constraints)
 
     def _solve_working(self, rows: np.ndarray) -> np.ndarray:
-        import cvxpy as cp
+        import cvxpy as cp  # lazy (b): heavy (~0.4 s), see _build
 
         if rows.shape[0] > self.capacity:
             self._build(1 << int(math.ceil(math.log2(rows.shape[0]))))
