@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import json
-import math
-from pathlib import Path
-from typing import Any
+import pandas as pd
 
-import numpy as np
-
+from data_pipeline.regions import estimate_circuity
 from drbalance.errors import ConfigError
 from drbalance.io import jsonable, write_json  # noqa: F401 - the commands write through these
 
 
 def parse_period(text: str, option: str) -> tuple[str, str]:
     """Parse ``"YYYY-MM-DD:YYYY-MM-DD"`` (both ends inclusive) into two ISO date strings."""
-    import pandas as pd
-
     parts = text.split(":")
     if len(parts) != 2:
         raise ConfigError(f"{option} expects START:END dates, e.g. 2021-01-01:2021-02-28; got {text!r}")
@@ -33,8 +27,6 @@ def resolve_circuity(option: str, trips, zones) -> float:
     """``--circuity`` value: ``"auto"`` estimates it from the trips' metered distances
     (:func:`data_pipeline.regions.estimate_circuity`), anything else must be a number."""
     if option == "auto":
-        from data_pipeline.regions import estimate_circuity
-
         return estimate_circuity(trips, zones)
     try:
         return float(option)

@@ -13,9 +13,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from drbalance.commands._common import write_json
 from drbalance.errors import ConfigError, DataError
+from drbalance.planning import battery_sharing as bs
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_ACN = ROOT.parent / "shared" / "data" / "ev_charging_acn_caltech_2021" / "acndata_sessions.json.gz"
@@ -77,16 +79,12 @@ def _progress(enabled: bool, total: int, label: str):
     if not enabled:
         yield lambda k: None
         return
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
     with Progress(TextColumn(label), BarColumn(), TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(), transient=True) as bar:
         task = bar.add_task(label, total=total)
         yield lambda k: bar.update(task, completed=k)
 
 
 def _needs(args):
-    from drbalance.planning import battery_sharing as bs
-
     if args.source == "acn":
         if not Path(args.acn_path).is_file():
             raise DataError(
@@ -102,8 +100,6 @@ def _needs(args):
 
 
 def run(args: argparse.Namespace) -> int:
-    from drbalance.planning import battery_sharing as bs
-
     start = time.perf_counter()
     config = bs.PlanningConfig(
         alpha=args.alpha,

@@ -29,9 +29,15 @@ import time
 from pathlib import Path
 
 import numpy as np
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from threadpoolctl import threadpool_limits
 
 from drbalance.commands._common import write_json
+from drbalance.config import BalancingConfig
 from drbalance.errors import ConfigError
+from drbalance.problem import BalancingProblem
+from drbalance.synthetic import nyc_city, synthetic_city
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -59,8 +65,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     summary = bench(args)
-    from rich.console import Console
-
     Console().print(f"bench-solve {summary['city']} n={summary['n_regions']} K={summary['horizon']} "
                     f"{summary['mode']}: first {summary['first_step_s']:.3f} s, step median "
                     f"{summary['step_s_median']:.3f} s (solver {summary['solver_s_median']:.3f} s, overhead "
@@ -71,12 +75,6 @@ def run(args: argparse.Namespace) -> int:
 
 def bench(args: argparse.Namespace) -> dict:
     """Library entry behind the CLI: build the city, solve ``1 + steps`` times, summarise."""
-    from threadpoolctl import threadpool_limits
-
-    from drbalance.config import BalancingConfig
-    from drbalance.problem import BalancingProblem
-    from drbalance.synthetic import nyc_city, synthetic_city
-
     if args.steps < 1:
         raise ConfigError(f"--steps must be >= 1, got {args.steps}")
     t0 = time.perf_counter()
@@ -114,8 +112,6 @@ def bench(args: argparse.Namespace) -> dict:
                 objectives.append(plan.objective)
                 statuses.append(plan.status)
                 if progress is None and not args.no_progress and time.perf_counter() - t_loop > 1.0:
-                    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
                     progress = Progress(TextColumn("re-solving"), BarColumn(),
                                         TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
                                         transient=True)

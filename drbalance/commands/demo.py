@@ -15,12 +15,19 @@ import copy
 import tempfile
 from pathlib import Path
 
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from drbalance import datasets
+from drbalance.commands.estimate import (add_estimate_options, config_from_args, print_report, run_estimate,
+                                         write_outputs)
+from drbalance.commands.evaluate import print_comparison, run_evaluation, write_evaluation
+
 DEMO_DAYS = "2021-03-02,2021-03-03,2021-03-04,2021-03-09,2021-03-10"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from drbalance.commands.estimate import add_estimate_options
-
     p = sub.add_parser("demo", help="run the pipeline and the policy evaluation on the bundled NYC data",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_estimate_options(p, train_required=False)
@@ -36,13 +43,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rich.console import Console
-    from rich.progress import Progress
-    from rich.table import Table
-
-    from drbalance import datasets
-    from drbalance.commands.estimate import config_from_args, print_report, run_estimate, write_outputs
-
     console = Console()
     trips = datasets.nyc_green_trip_files()
     args.zones = args.zones or datasets.nyc_zone_lookup()
@@ -73,8 +73,6 @@ def run(args: argparse.Namespace) -> int:
     write_outputs(main, out / "estimates", args.json)
     total = sum(r.summary["seconds"] for r in results.values())
     if not args.skip_evaluation:
-        from drbalance.commands.evaluate import print_comparison, run_evaluation, write_evaluation
-
         cfg = base.with_values({
             "evaluation.days": [d.strip() for d in args.days.split(",") if d.strip()],
             "evaluation.policies": [p.strip() for p in args.policies.split(",") if p.strip()],

@@ -18,6 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
 
 from data_pipeline.panels import trip_panels
 from data_pipeline.readers import read_nyc_zones, read_tlc_trips
@@ -185,9 +188,6 @@ def write_outputs(result: EstimateRun, out: Path, json_path: Path | None) -> Non
 
 def print_report(result: EstimateRun, console=None) -> None:
     """Rich tables: the reject report and the estimate summary with coverage."""
-    from rich.console import Console
-    from rich.table import Table
-
     console = console or Console()
     s = result.summary
     t = Table(title=f"Reject report: {s['rows_read']:,} read = {s['rows_accepted']:,} accepted + "
@@ -208,8 +208,6 @@ def print_report(result: EstimateRun, console=None) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rich.progress import Progress
-
     n_cells = 2 * 2 * (1440 // config_from_args(args).slot_minutes) if args.heldout else 0
     with Progress(transient=True) as bar:
         task = bar.add_task("fitting sets and measuring coverage", total=n_cells or None)

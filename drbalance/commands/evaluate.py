@@ -18,11 +18,17 @@ fallbacks, ...}}}``.
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
+import pandas as pd
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from data_pipeline.readers import read_nyc_zones, read_tlc_trips
 from drbalance.commands._common import parse_period, write_json
 from drbalance.errors import ConfigError, DataError
+from drbalance.evaluation import METRICS, compare, evaluate, plot_day_profiles, policies_json
 from drbalance.study_config import StudyConfig
 
 
@@ -107,12 +113,6 @@ def config_from_args(args: argparse.Namespace) -> StudyConfig:
 
 def run_evaluation(trip_files: list[Path], zones_path: Path | None, config, console=None):
     """Read the trips, run :func:`drbalance.evaluation.evaluate` with a progress bar, compare."""
-    import pandas as pd
-    from rich.progress import Progress
-
-    from data_pipeline.readers import read_nyc_zones, read_tlc_trips
-    from drbalance.evaluation import compare, evaluate
-
     zones_path = zones_path or trip_files[0].with_name("taxi_zone_lookup.csv")
     if not zones_path.is_file():
         raise DataError(f"zone lookup {zones_path} not found; pass --zones PATH/taxi_zone_lookup.csv")
@@ -133,11 +133,6 @@ def run_evaluation(trip_files: list[Path], zones_path: Path | None, config, cons
 
 
 def print_comparison(ev, table, console=None) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    from drbalance.evaluation import METRICS
-
     console = console or Console()
     t = Table(title=f"{len(ev.config.evaluation.days)} day(s), {ev.config.sim.fleet_size} EVs, {ev.extra.get('n_regions')} regions: "
                     "mean [95 % interval] (change vs nominal)")
@@ -164,8 +159,6 @@ def print_comparison(ev, table, console=None) -> None:
 
 
 def write_evaluation(ev, table, out: Path | None, json_path: Path | None) -> dict:
-    from drbalance.evaluation import plot_day_profiles, policies_json
-
     payload = policies_json(ev, table)
     payload.update(days=list(ev.config.evaluation.days), seconds=ev.seconds, n_regions=ev.extra.get("n_regions"),
                    config=ev.config.to_dict(), extra=ev.extra)

@@ -14,8 +14,14 @@ import argparse
 import time
 from pathlib import Path
 
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
 from drbalance.commands._common import write_json
 from drbalance.errors import ConfigError
+from drbalance.planning import hybrid_supply as hs
+from drbalance.planning.aimd import AIMDConfig, enumerated_target, run_aimd
 
 ACTIONS = ("table4", "table5", "table8", "aimd", "compare")
 COSTS = ("step", "linear", "exp")
@@ -53,9 +59,6 @@ def _cost_model(use_case, name: str):
 
 
 def _print_table(title: str, rows: list[dict], columns: list[tuple[str, str, str]]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
     table = Table(title=title)
     for _, header, _ in columns:
         table.add_column(header, justify="right")
@@ -68,14 +71,10 @@ def _print_table(title: str, rows: list[dict], columns: list[tuple[str, str, str
 
 
 def _problem1_rows(use_case, cost_name: str) -> list[dict]:
-    from drbalance.planning.hybrid_supply import problem1_table
-
-    return [s.as_row() for s in problem1_table(use_case, cost=_cost_model(use_case, cost_name))]
+    return [s.as_row() for s in hs.problem1_table(use_case, cost=_cost_model(use_case, cost_name))]
 
 
 def run(args: argparse.Namespace) -> int:
-    from drbalance.planning import hybrid_supply as hs
-
     config = {"command": "hybrid", "action": args.action, "cost": args.cost}
     if args.action in ("table4", "table8"):
         uc = hs.CAR_SHARING if args.action == "table4" else hs.CHARGE_POINTS
@@ -153,9 +152,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_aimd(args) -> tuple[list[dict], list]:
-    from drbalance.planning import hybrid_supply as hs
-    from drbalance.planning.aimd import AIMDConfig, enumerated_target, run_aimd
-
     scenarios = [s for s in hs.TABLE5_SCENARIOS if not args.N or s[0] in args.N]
     if not scenarios:
         raise ConfigError(f"--N must be among the Table 5 populations {[s[0] for s in hs.TABLE5_SCENARIOS]}")
@@ -194,26 +190,23 @@ def _run_aimd(args) -> tuple[list[dict], list]:
 
 def _plot_contours(out: Path, uc, rows: list[dict]) -> None:
     """QoS_s over (M, T) at the N=1000 / 98 % design's Q, with the normal-approximation contours."""
-    import matplotlib
+    import matplotlib  # lazy (b): heavy (~0.8 s with pyplot), only with --plot
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    from drbalance.planning.hybrid_supply import normal_contour_T, qos_surge
+    import matplotlib.pyplot as plt  # lazy (b): as above
 
     out.mkdir(parents=True, exist_ok=True)
     row = rows[0]
     n, q = row["N"], row["Q"]
     Ms = np.arange(max(row["M"] - 3 * max(row["M"] // 4, 5), 0), row["M"] + 3 * max(row["M"] // 4, 5) + 1)
     Ts = np.arange(max(row["T"] - 2 * max(row["T"] // 4, 5), 0), row["T"] + 2 * max(row["T"] // 4, 5) + 1)
-    Z = qos_surge(Ms[None, :], Ts[:, None], q, n, uc.probs.p_s)
+    Z = hs.qos_surge(Ms[None, :], Ts[:, None], q, n, uc.probs.p_s)
     fig, ax = plt.subplots(figsize=(6, 4.5))
     pcm = ax.pcolormesh(Ms, Ts, Z, cmap="RdYlGn", vmin=0, vmax=1, shading="auto")
     fig.colorbar(pcm, ax=ax, label="QoS_s")
     for th in (0.5, 0.9, 0.98, 0.99):
         ax.contour(Ms, Ts, Z, levels=[th], colors="k", linewidths=0.8)
-        ax.plot(Ms, normal_contour_T(Ms, th, n, uc.probs.p_s, q), "b--", lw=0.8)
+        ax.plot(Ms, hs.normal_contour_T(Ms, th, n, uc.probs.p_s, q), "b--", lw=0.8)
     ax.plot([row["M"]], [row["T"]], "k*", ms=10, label=f"optimum M={row['M']}, T={row['T']}")
     ax.set_ylim(Ts[0], Ts[-1])
     ax.set(xlabel="M (shared items)", ylabel="T (prosumers)", title=f"{uc.name}: surge QoS, N={n}, Q={q}")
@@ -225,10 +218,10 @@ def _plot_contours(out: Path, uc, rows: list[dict]) -> None:
 
 def _plot_aimd(out: Path, results) -> None:
     """Per run: states and averages (top), consensus quantities (bottom) against time steps."""
-    import matplotlib
+    import matplotlib  # lazy (b): heavy (~0.8 s with pyplot), only with --plot
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy (b): as above
 
     out.mkdir(parents=True, exist_ok=True)
     for res, target in results:

@@ -25,10 +25,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from rich.console import Console
+from rich.table import Table
 
+from data_pipeline.readers import read_nyc_zones, read_tlc_trips
 from drbalance.commands._common import parse_period, write_json
 from drbalance.errors import ConfigError, DataError
-from data_pipeline.readers import read_nyc_zones, read_tlc_trips
 from drbalance.policies import make_policy
 from drbalance.sim import PlugSiting, Simulator
 from drbalance.study import DayReplay
@@ -199,9 +201,6 @@ def run(args: argparse.Namespace) -> int:
         StudyConfig.from_dict(summary["study_config"]).to_toml(args.out / "config.toml")
         write_json(args.out / "summary.json", summary)
     write_json(args.json, summary)
-    from rich.console import Console
-    from rich.table import Table
-
     t = Table(title=f"simulate {summary['day']}: {summary['vehicles']} EVs, {summary['n_regions']} regions, "
                     f"policy {summary['policy']}")
     t.add_column("metric")
