@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from drbalance.commands._common import write_json
+from drbalance.commands.common import write_json
 from drbalance.errors import ConfigError, DataError
 from drbalance.planning import battery_sharing as bs
 

@@ -33,7 +33,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from threadpoolctl import threadpool_limits
 
-from drbalance.commands._common import write_json
+from drbalance.commands.common import write_json
 from drbalance.config import BalancingConfig
 from drbalance.errors import ConfigError
 from drbalance.problem import BalancingProblem

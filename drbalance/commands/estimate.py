@@ -24,7 +24,7 @@ from rich.table import Table
 
 from data_pipeline.panels import trip_panels
 from data_pipeline.readers import read_nyc_zones, read_tlc_trips
-from drbalance.commands._common import parse_period, write_json
+from drbalance.commands.common import parse_circuity, parse_period, write_json
 from drbalance.errors import ConfigError, DataError
 from drbalance.study import Study
 from drbalance.study_config import StudyConfig
@@ -94,11 +94,8 @@ def config_from_args(args: argparse.Namespace) -> StudyConfig:
             continue
         if option == "train":
             v = list(parse_period(v, "--train"))
-        elif option == "circuity" and v != "auto":
-            try:
-                v = float(v)
-            except ValueError:
-                raise ConfigError(f"--circuity must be a number >= 1 or 'auto', got {v!r}") from None
+        elif option == "circuity":
+            v = parse_circuity(v)
         values[key] = v
     if "evaluation.train" in values:
         values["evaluation.days"] = []   # estimate replays no day; a --config file's days would be stale

@@ -26,7 +26,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from data_pipeline.readers import read_nyc_zones, read_tlc_trips
-from drbalance.commands._common import parse_period, write_json
+from drbalance.commands.common import parse_period, write_json
 from drbalance.errors import ConfigError, DataError
 from drbalance.evaluation import METRICS, compare, evaluate, plot_day_profiles, policies_json
 from drbalance.study_config import StudyConfig

@@ -22,7 +22,7 @@ import dataclasses
 from pathlib import Path
 
 from data_pipeline.scenarios import read_scenario
-from drbalance.commands._common import write_json
+from drbalance.commands.common import write_json
 from drbalance.errors import ConfigError
 from drbalance.scenario_eval import ScenarioEvalConfig, evaluate_scenario, scenario_compare, scenario_policies_json
 

@@ -18,7 +18,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from drbalance.commands._common import write_json
+from drbalance.commands.common import write_json
 from drbalance.errors import ConfigError
 from drbalance.planning import hybrid_supply as hs
 from drbalance.planning.aimd import AIMDConfig, enumerated_target, run_aimd

@@ -29,7 +29,7 @@ from rich.console import Console
 from rich.table import Table
 
 from data_pipeline.readers import read_nyc_zones, read_tlc_trips
-from drbalance.commands._common import parse_period, write_json
+from drbalance.commands.common import parse_circuity, parse_period, write_json
 from drbalance.errors import ConfigError, DataError
 from drbalance.policies import make_policy
 from drbalance.sim import PlugSiting, Simulator
@@ -59,11 +59,8 @@ def config_from_args(args: argparse.Namespace, train: tuple[str, str]) -> StudyC
         v = getattr(args, option, None)
         if v is None:
             continue
-        if option == "circuity" and v != "auto":
-            try:
-                v = float(v)
-            except ValueError:
-                raise ConfigError(f"--circuity must be a number >= 1 or 'auto', got {v!r}") from None
+        if option == "circuity":
+            v = parse_circuity(v)
         values[key] = v
     base = StudyConfig.from_toml(args.config) if args.config is not None else StudyConfig()
     return base.with_values(values)

@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from drbalance.commands._common import write_json
+from drbalance.commands.common import write_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
