@@ -24,7 +24,7 @@ from rich.table import Table
 
 from data_pipeline.panels import trip_panels
 from data_pipeline.readers import read_nyc_zones, read_tlc_trips
-from drbalance.commands.common import parse_circuity, parse_period, write_json
+from drbalance.commands.common import option_values, parse_period, write_json
 from drbalance.errors import ConfigError, DataError
 from drbalance.study import Study
 from drbalance.study_config import StudyConfig
@@ -87,16 +87,7 @@ def config_from_args(args: argparse.Namespace) -> StudyConfig:
     """The resolved :class:`StudyConfig`: ``--config`` file (or the defaults), then the options given."""
     if args.config is None and args.train is None:
         raise ConfigError("--train is required (or --config FILE.toml that sets evaluation.train)")
-    values = {}
-    for option, key in OPTION_KEYS.items():
-        v = getattr(args, option, None)
-        if v is None:
-            continue
-        if option == "train":
-            v = list(parse_period(v, "--train"))
-        elif option == "circuity":
-            v = parse_circuity(v)
-        values[key] = v
+    values = option_values(args, OPTION_KEYS)
     if "evaluation.train" in values:
         values["evaluation.days"] = []   # estimate replays no day; a --config file's days would be stale
     base = StudyConfig.from_toml(args.config) if args.config is not None else StudyConfig()

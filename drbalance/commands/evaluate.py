@@ -26,7 +26,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from data_pipeline.readers import read_nyc_zones, read_tlc_trips
-from drbalance.commands.common import parse_period, write_json
+from drbalance.commands.common import option_values, write_json
 from drbalance.errors import ConfigError, DataError
 from drbalance.evaluation import METRICS, compare, evaluate, plot_day_profiles, policies_json
 from drbalance.study_config import StudyConfig
@@ -98,17 +98,7 @@ def config_from_args(args: argparse.Namespace) -> StudyConfig:
     if base is None and (args.train is None or args.days is None):
         raise ConfigError("--train and --days are required (or --config FILE.toml that sets "
                           "evaluation.train and evaluation.days)")
-    values = {}
-    for option, key in OPTION_KEYS.items():
-        v = getattr(args, option, None)
-        if v is None:
-            continue
-        if option == "train":
-            v = list(parse_period(v, "--train"))
-        elif option in ("days", "policies"):
-            v = [x.strip() for x in v.split(",") if x.strip()]
-        values[key] = v
-    return (base or StudyConfig()).with_values(values)
+    return (base or StudyConfig()).with_values(option_values(args, OPTION_KEYS))
 
 
 def run_evaluation(trip_files: list[Path], zones_path: Path | None, config, console=None):

@@ -22,7 +22,7 @@ import dataclasses
 from pathlib import Path
 
 from data_pipeline.scenarios import read_scenario
-from drbalance.commands.common import write_json
+from drbalance.commands.common import option_values, write_json
 from drbalance.errors import ConfigError
 from drbalance.scenario_eval import ScenarioEvalConfig, evaluate_scenario, scenario_compare, scenario_policies_json
 
@@ -85,12 +85,7 @@ def config_from_args(args: argparse.Namespace) -> ScenarioEvalConfig:
     if args.config is None and args.days is None:
         raise ConfigError("--days N is required (or --config FILE.toml with a [scenario] table that sets days)")
     base = ScenarioEvalConfig.from_toml(args.config) if args.config is not None else ScenarioEvalConfig()
-    values = {}
-    for option, key in STUDY_KEYS.items():
-        v = getattr(args, option, None)
-        if v is None:
-            continue
-        values[key] = [x.strip() for x in v.split(",") if x.strip()] if option == "policies" else v
+    values = option_values(args, STUDY_KEYS)
     if "balancing.low_battery_reach_km" in values and "balancing.reach_km" not in values:
         # keep low <= reach valid while the reach itself is still resolved from the scenario
         values["balancing.reach_km"] = max(base.study.balancing.reach_km, values["balancing.low_battery_reach_km"])

@@ -29,7 +29,7 @@ from rich.console import Console
 from rich.table import Table
 
 from data_pipeline.readers import read_nyc_zones, read_tlc_trips
-from drbalance.commands.common import parse_circuity, parse_period, write_json
+from drbalance.commands.common import option_values, parse_period, write_json
 from drbalance.errors import ConfigError, DataError
 from drbalance.policies import make_policy
 from drbalance.sim import PlugSiting, Simulator
@@ -55,13 +55,7 @@ def config_from_args(args: argparse.Namespace, train: tuple[str, str]) -> StudyC
         raise ConfigError("--fleet N is required (or --config FILE.toml that sets sim.fleet_size)")
     values = {"evaluation.train": list(train), "evaluation.days": [], "evaluation.policies": [args.policy]
               if args.policy in ("noop", "greedy") else ["noop"]}
-    for option, key in OPTION_KEYS.items():
-        v = getattr(args, option, None)
-        if v is None:
-            continue
-        if option == "circuity":
-            v = parse_circuity(v)
-        values[key] = v
+    values.update(option_values(args, OPTION_KEYS))
     base = StudyConfig.from_toml(args.config) if args.config is not None else StudyConfig()
     return base.with_values(values)
 
