@@ -138,7 +138,7 @@ class BalancingEnv(gymnasium.Env):
     w_m, w_c, w_km : reward weights of mobility fairness, charging fairness and balancing km (per km).
     mobility : ``"u_m_all"`` (default) or ``"u_m"``.
     reach_km : vacant-EV reach (km) of the target-distribution rule and of the reference agents
-        (default 10 km as in :class:`drbalance.evaluation.EvaluationConfig`; coarsened regions lie further
+        (default 10 km, the study default `balancing.reach_km`; coarsened regions lie further
         apart than one slot of driving); None: one slot at ``speed_kmh``.
     speed_kmh, plugs_per_vehicle : simulator settings (empty-driving speed; plugs sited per EV).
     seed : default seed (fleet draw, region coarsening, estimates' bootstrap).
