@@ -366,7 +366,7 @@ def run_sweep(grid: dict, out, workers: int = 1, scheduler: str | None = None, p
                 if progress:
                     progress(rec)
         else:
-            from dask.distributed import Client, LocalCluster, as_completed
+            from dask.distributed import Client, LocalCluster, as_completed  # (b) heavy: only with workers
 
             if scheduler is not None:
                 cluster = None
@@ -426,15 +426,13 @@ def combine(out: Path, scenarios: list[dict]) -> pd.DataFrame:
 
 def plot_sweep(table: pd.DataFrame, path: Path, dims: list[str]) -> Path:
     """Four panels over the scenarios: % empty VMT, % charging VMT, served rate, mean charger queue."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # (b) heavy: only when a sweep ends
 
     labels = [" ".join(f"{table[d].iloc[i]}" for d in dims) or str(i) for i in range(len(table))]
     panels = (("empty_vmt_pct", "% empty VMT"), ("charging_vmt_pct", "% charging VMT"),
               ("served_rate", "served rate"), ("charge_queue_mean_min", "mean charger queue (min)"))
-    fig, axes = plt.subplots(len(panels), 1, figsize=(max(6, 0.35 * len(table) + 2), 2.4 * len(panels)), sharex=True)
+    fig = Figure(figsize=(max(6, 0.35 * len(table) + 2), 2.4 * len(panels)))
+    axes = fig.subplots(len(panels), 1, sharex=True)
     x = np.arange(len(table))
     for ax, (col, title) in zip(axes, panels):
         ax.bar(x, table[col].astype(float).fillna(0.0), color="tab:blue")
@@ -444,5 +442,4 @@ def plot_sweep(table: pd.DataFrame, path: Path, dims: list[str]) -> Path:
     axes[0].set_title(f"Sweep: {len(table)} scenarios ({', '.join(dims) or 'base only'})")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
     return path

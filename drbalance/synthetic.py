@@ -29,11 +29,18 @@ import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.sparse as sp
+from scipy.optimize import linprog
 
+from data_pipeline.estimates import EstimateConfig
+from data_pipeline.readers import read_tlc_trips
 from data_pipeline.regions import RegionMap, haversine_km
 from data_pipeline.uncertainty import EllipsoidEstimator
+from drbalance import datasets
 from drbalance.errors import ConfigError
 from drbalance.state import FleetState, Forecasts
+from drbalance.study import Study
+from drbalance.study_config import EvaluationSettings, StudyConfig
 
 LAT0, LON0 = 40.75, -73.98
 
@@ -88,9 +95,6 @@ class City:
 
     def _chargeable(self, state: FleetState, reach_km: float = 3.0, margin: float = 0.5) -> bool:
         """Whether every low-battery EV can reach a free plug (transportation LP feasibility, HiGHS)."""
-        from scipy.optimize import linprog
-        import scipy.sparse as sp
-
         pairs = self.regions.reachable_pairs(reach_km)
         pairs = pairs[state.plugs[pairs[:, 1]] > 0]
         orig = np.flatnonzero(state.low_battery > 0)
@@ -199,18 +203,14 @@ def nyc_city(horizon: int = 4, seed: int = 0, slot_minutes: int = 15, dates=("20
     Windows: every ``(date, start slot)`` combination; plugs synthetic and seeded (see module docstring).
     ``rank`` truncates the sets' covariance factor (``EstimateConfig.rank``).
     """
-    from data_pipeline.estimates import EstimateConfig, Estimates
-    from data_pipeline.panels import trip_panels
-    from data_pipeline.readers import read_tlc_trips
-    from drbalance import datasets
-
     zones = datasets.load_nyc_zones()
     ing = read_tlc_trips(datasets.nyc_green_trip_files(("2021-01", "2021-02")), zones,
                          period=("2021-01-01", "2021-02-28"))
-    regions = RegionMap.from_zones(zones)
-    panels = trip_panels(ing.frame, regions, "2021-01-01", "2021-02-28", slot_minutes)
-    est = Estimates.fit(panels, regions, EstimateConfig(slot_minutes=slot_minutes, horizon=horizon,
-                                                        n_bootstrap=n_bootstrap, rank=rank, random_state=seed))
+    config = StudyConfig(slot_minutes=slot_minutes, horizon=horizon, seed=seed,
+                         estimate=EstimateConfig(n_bootstrap=n_bootstrap, rank=rank),
+                         evaluation=EvaluationSettings(train=("2021-01-01", "2021-02-28"), regions=0, circuity=1.3))
+    study = Study.from_trips(ing.frame, zones, config)   # every located zone, distances x 1.3
+    regions, est = study.regions, study.estimates
     rng = np.random.default_rng(seed)
     plugs = _plugs(rng, regions, low_battery_reach_km)
     windows = []

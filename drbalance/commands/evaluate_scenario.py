@@ -21,6 +21,9 @@ import argparse
 import dataclasses
 from pathlib import Path
 
+from rich.console import Console
+from rich.table import Table
+
 from data_pipeline.scenarios import read_scenario
 from drbalance.commands.common import option_values, write_json
 from drbalance.errors import ConfigError
@@ -98,9 +101,6 @@ def config_from_args(args: argparse.Namespace) -> ScenarioEvalConfig:
 
 
 def print_table(ev, table) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
     x = ev.extra
     t = Table(title=f"{x['scenario']}: {len(x['days'])} day(s), {x['fleet']} EVs, {x['n_regions']} regions, "
                     f"{x['replay_minutes']} min: mean (change vs nominal)")

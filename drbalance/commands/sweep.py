@@ -20,6 +20,8 @@ import time
 from pathlib import Path
 
 from drbalance.commands.common import write_json
+from drbalance.distributed import expand, load_grid, run_sweep
+from drbalance.errors import ConfigError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -35,9 +37,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from drbalance.distributed import expand, load_grid, run_sweep
-    from drbalance.errors import ConfigError
-
     t0 = time.perf_counter()
     if args.workers < 0:
         raise ConfigError(f"--workers must be >= 0, got {args.workers}")
