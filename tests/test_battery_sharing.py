@@ -14,6 +14,7 @@ from scipy.stats import binom, norm
 from drbalance.cli import main
 from drbalance.errors import ConfigError, DataError
 from drbalance.planning import battery_sharing as bs
+from tests.conftest import ACN_FIXTURE
 
 FAST = dict(eval_epsilon=0.05, delta=0.05)
 
@@ -299,14 +300,25 @@ def test_acn_reader_bad_input(tmp_path):
         bs.read_acn_sessions(zone, min_days=1)
 
 
-def test_acn_reader_on_shared_data(shared_data):
-    path = shared_data / "ev_charging_acn_caltech_2021" / "acndata_sessions.json.gz"
-    needs = bs.read_acn_sessions(path, min_days=10)
+def test_acn_reader_on_real_sessions(acn_file):
+    """The ACN cut (44 sessions) by default, the full file in the slow run."""
+    path = acn_file.path
+    min_days = 5 if path == ACN_FIXTURE else 10
+    needs = bs.read_acn_sessions(path, min_days=min_days)
     rep = needs.report()
     raw = pd.DataFrame(json.load(gzip.open(path)))
     assert rep["drivers"] == raw.userID.nunique() == len(needs.eligible_drivers) + rep["drivers_with_too_few_days"]
     assert needs.table.kwh.sum() == pytest.approx(raw.loc[raw.userID.notna(), "kWhDelivered"].sum())
-    assert f"{int(raw.userID.isna().sum())} of {len(raw)} sessions" in rep["notes"][0]
+    assert f"{acn_file.no_user} of {acn_file.sessions} sessions" in rep["notes"][0]
+    if path == ACN_FIXTURE:  # SOURCE.md: days per driver and the energy of the sessions with a userID
+        assert needs.days_per_driver.to_dict() == {"000000915": 1, "000001082": 8, "000001746": 12, "000012436": 1,
+                                                   "000012899": 5}
+        assert sorted(needs.eligible_drivers) == ["000001082", "000001746", "000012899"]
+        assert rep["driver_days"] == 27 and needs.table.kwh.sum() == pytest.approx(164.595)
+        # 000012899 charged twice on some days: a day's need is the sum of its sessions
+        one = needs.table[needs.table.driver == "000012899"]
+        sessions = raw[raw.userID == "000012899"]
+        assert len(sessions) == 7 and len(one) == 5 and one.kwh.sum() == pytest.approx(sessions.kWhDelivered.sum())
     model = bs.EmpiricalNeeds.from_daily_needs(needs, 185, rng=0)  # more than eligible: bootstrapped
     assert model.n_drivers == 185 and len(set(model.drivers)) <= len(needs.eligible_drivers)
 
@@ -374,6 +386,19 @@ def test_cli_end_to_end(tmp_path):
     assert json.loads((tmp_path / "cfg" / "battery_config.json").read_text())["config"]["alpha"] == 0.9
 
 
+def test_cli_acn_source_on_the_cut(tmp_path):
+    out = tmp_path / "acn.json"
+    args = ["battery", "--source", "acn", "--acn-path", str(ACN_FIXTURE), "--min-days", "5", "--drivers", "6",
+            "--trials", "3", "--seed", "1", "--eval-epsilon", "0.08", "--json", str(out), "--no-progress"]
+    assert main(args) == 0
+    rec = json.loads(out.read_text())
+    assert rec["source"] == "acn" and rec["data"]["eligible_drivers"] == 3 and rec["data"]["drivers"] == 5
+    assert rec["drivers_bootstrapped"] is True and len(rec["drivers_sampled"]) == 6
+    assert set(rec["drivers_sampled"]) <= {"000001082", "000001746", "000012899"}
+    assert rec["capacity_shared_kwh"] == pytest.approx(rec["pool_kwh"] + rec["personal_kwh"])
+    assert 0 < rec["capacity_shared_kwh"] <= rec["capacity_nonshared_kwh"]
+
+
 def test_cli_plot_and_errors(tmp_path, capsys):
     png, csv = tmp_path / "fig.png", tmp_path / "sweep.csv"
     args = ["battery", "--drivers", "5", "--trials", "2", "--no-progress", "--eval-epsilon", "0.08"]
@@ -381,6 +406,10 @@ def test_cli_plot_and_errors(tmp_path, capsys):
     assert png.stat().st_size > 1000 and len(pd.read_csv(csv)) == 2 * 3 * 2
     assert main(["battery", "--source", "acn", "--acn-path", str(tmp_path / "none.json.gz"), "--no-progress"]) == 1
     assert "DataError" in capsys.readouterr().err
+    # no default ACN file: one line naming the option and where to download the data
+    assert main(["battery", "--source", "acn", "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "ConfigError" in err and "--acn-path" in err and "https://ev.caltech.edu" in err
     assert main(["battery", "--alpha", "1.5", "--no-progress"]) == 1
     assert main(["battery", "--source", "table", "--no-progress"]) == 1
 

@@ -1,5 +1,8 @@
 """``drbalance evaluate-scenario`` on the peers' benchmark instances: CLI contract, errors, seeding,
-and the rebalancing cost formula."""
+and the rebalancing cost formula.
+
+The ``rome`` and ``eamod`` fixtures (tests/conftest.py) are the vendored cuts in the default suite and
+the full shared files in the slow run."""
 
 from __future__ import annotations
 
@@ -15,15 +18,11 @@ from drbalance.cli import main
 from drbalance.scenario_eval import (ScenarioEvalConfig, default_reach_km, scenario_study_config, evaluate_scenario, rebalancing_minutes,
                                      weekday_dates)
 from drbalance.sim.log import EVENT_CODES
+from tests.conftest import ROME_FIXTURE
 
 CONTRACT = ("balancing_km", "u_m_mean", "u_c_mean", "served", "unserved", "step_s_median", "fallbacks",
             "served_rate", "rebalancing_cost")
 FAST = ["--history-days", "6", "--window-minutes", "60", "--bootstrap", "40"]
-
-
-@pytest.fixture
-def rome(shared_data):
-    return shared_data / "amod_macro_scenarios_rl4amod" / "scenario_rome.json.gz"
 
 
 def _cli(tmp_path, scenario, *extra, name="out.json"):
@@ -74,8 +73,8 @@ def test_same_seed_same_results_other_seed_differs(tmp_path, rome):
     assert pc["greedy"]["served"] + pc["greedy"]["unserved"] != pa["greedy"]["served"] + pa["greedy"]["unserved"]
 
 
-def test_eamod_uses_scenario_chargers_and_step_cost(shared_data):
-    s = read_scenario(shared_data / "eamod_nyc_graph_rl" / "NY_5")
+def test_eamod_uses_scenario_chargers_and_step_cost(eamod):
+    s = read_scenario(eamod)
     study = scenario_study_config().with_values({"evaluation.policies": ["noop", "greedy"], "seed": 1,
                                                  "estimate.n_bootstrap": 30})
     cfg = ScenarioEvalConfig(study=study, days=1, history_days=4, window_minutes=60)
@@ -115,7 +114,8 @@ def test_reach_and_dates():
     assert [x.day_name() for x in d] == ["Friday", "Monday", "Tuesday"]
 
 
-def test_malformed_scenario_names_missing_key_through_cli(tmp_path, rome, capsys):
+def test_malformed_scenario_names_missing_key_through_cli(tmp_path, capsys):
+    rome = ROME_FIXTURE
     with gzip.open(rome, "rt") as fh:
         data = json.load(fh)
     del data["rebTime"]
@@ -137,18 +137,18 @@ def test_malformed_scenario_names_missing_key_through_cli(tmp_path, rome, capsys
     assert rc == 1 and "not found" in capsys.readouterr().err
 
 
-def test_missing_beta_is_a_data_error(tmp_path, rome, capsys):
-    data = rome.read_bytes()
+def test_missing_beta_is_a_data_error(tmp_path, capsys):
+    data = ROME_FIXTURE.read_bytes()
     target = tmp_path / "scenario_rome.json.gz"  # no calibrated_parameters.json beside it
     target.write_bytes(data)
     rc = main(["evaluate-scenario", str(target), "--days", "1", *FAST, "--policies", "noop"])
     assert rc == 1 and "'beta'" in capsys.readouterr().err
 
 
-def test_scenario_config_toml_reproduces_the_run(shared_data, tmp_path):
+def test_scenario_config_toml_reproduces_the_run(eamod, tmp_path):
     """evaluate-scenario writes its resolved configuration (study tables + [scenario]) to config.toml;
     re-running it gives the same figures, and options given on the command line override it."""
-    ny5 = shared_data / "eamod_nyc_graph_rl" / "NY_5"
+    ny5 = eamod
     out = tmp_path / "run"
     args = ["--days", "1", "--policies", "noop,greedy", "--history-days", "4", "--window-minutes", "60",
             "--bootstrap", "30", "--seed", "2"]

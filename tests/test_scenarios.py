@@ -1,5 +1,5 @@
-"""Peers' benchmark instances: every shared scenario loads, errors name the missing key, sampling
-matches the scenario's means."""
+"""Peers' benchmark instances: the vendored cuts (default suite) and every shared scenario (slow) load
+with the values of their files, errors name the missing key, sampling matches the scenario's means."""
 
 from __future__ import annotations
 
@@ -13,11 +13,55 @@ import pytest
 from data_pipeline.panels import trip_panels
 from data_pipeline.scenarios import read_amod_scenario, read_eamod_scenario, read_scenario
 from drbalance.errors import DataError
+from tests.conftest import EAMOD_FIXTURE, ROME_FIXTURE
 
 AMOD = ["chicago", "nyc_brooklyn", "nyc_man_middle", "nyc_man_north", "nyc_man_south", "porto", "rome",
         "san_francisco"]
 
 
+def test_rl4amod_cut_loads_with_its_values():
+    """tests/fixtures/amod_macro_scenarios_rl4amod: Rome regions 8, 9, 10, 12 -> 0..3, 08:00-08:59."""
+    s = read_scenario(ROME_FIXTURE)
+    assert (s.kind, s.name, s.n_regions, s.window) == ("amod", "rome", 4, (480, 540))
+    assert s.params == {"demand_ratio": 1.8, "json_hr": 8, "beta": 0.1}  # calibrated_parameters.json beside it
+    assert len(s.demand) == 405 and (s.demand["span_min"] == 1).all()
+    od = s.expected_daily_od()
+    assert od.sum() == pytest.approx(48.0)
+    # hand-checked from the original file: 12 trips 8 -> 9 and 10 trips 9 -> 8 between 08:00 and 08:59
+    assert od[0, 1] == pytest.approx(12.0) and od[1, 0] == pytest.approx(10.0) and od[2, 0] == pytest.approx(1.0)
+    assert s.reb_time_min.shape == (3, 4, 4) and s.reb_hours.tolist() == [8, 9, 10]
+    assert s.reb_time_min[0, 0, 1] == pytest.approx(7.10342539) and s.reb_time_min[0, 2, 0] == pytest.approx(13.89344845)
+    assert np.array_equal(s.reb_time_at(9 * 60 + 30), s.reb_time_min[1]) and s.reb_time_min[1, 0, 1] == pytest.approx(6.77981128)
+    assert s.fleet_by_hour.to_dict() == {8: 44, 9: 54, 10: 59}
+    # topology pairs 8-9, 9-10, 8-12, 9-12 (renumbered); 10-12 are not adjacent
+    assert s.adjacency[0, 1] and s.adjacency[1, 2] and s.adjacency[0, 3] and s.adjacency[1, 3]
+    assert not s.adjacency[2, 3] and not s.adjacency[0, 2]
+    first = s.demand.iloc[0]
+    assert (first.minute, first.origin, first.destination, first.travel_time_min, first.price) == (495, 0, 1, 14.0, 26.0)
+    rm = s.region_map(20.0)
+    assert rm.distance_km[0, 1] == pytest.approx(7.10342539 * 20 / 60) and np.all(np.diag(rm.distance_km) == 0)
+
+
+def test_eamod_cut_loads_with_its_values():
+    """tests/fixtures/eamod_nyc_graph_rl/NY_3: NY_5 regions 1, 3, 4 -> 0..2, steps 0-7."""
+    s = read_scenario(EAMOD_FIXTURE)
+    assert (s.kind, s.name, s.n_regions, s.window) == ("eamod", "NY_3", 3, (0, 120))
+    assert s.chargers.tolist() == [16, 16, 16] and s.fleet_by_hour.unique().tolist() == [156]
+    assert len(s.demand) == 72 and (s.demand["span_min"] == 15).all()
+    assert s.expected_daily_od().tolist() == [[480, 40, 132], [40, 208, 92], [160, 72, 188]]
+    # rebalancing times: one 15-min step everywhere except 2 steps from region 1 to 0 (NY_5: 3 -> 1)
+    expect = np.full((3, 3), 15.0)
+    expect[1, 0] = 30.0
+    assert s.reb_hours.tolist() == [0, 1] and all(np.array_equal(m, expect) for m in s.reb_time_min)
+    # travel times from duration_matrix.npy (seconds, hour 0): NY_5 [1, 1, 0] = 594.3 s
+    first = s.demand.iloc[0]
+    assert first["travel_time_min"] == pytest.approx(594.3 / 60) and first["mean"] == 70
+    assert s.energy["levels_per_trip"].tolist() == [[1, 2, 1], [2, 1, 1], [1, 1, 1]]
+    assert len(s.energy["energy_prices"]) == 8 and s.energy["operational_cost_per_step"] == 0.1848
+    assert s.energy["distance_km"].shape == (3, 3, 24)
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("city", AMOD)
 def test_every_rl4amod_scenario_loads(shared_data, city):
     s = read_scenario(shared_data / "amod_macro_scenarios_rl4amod" / f"scenario_{city}.json.gz")
@@ -29,6 +73,7 @@ def test_every_rl4amod_scenario_loads(shared_data, city):
     assert rm.n == s.n_regions and np.all(np.diag(rm.distance_km) == 0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("n", [5, 10, 15, 20])
 def test_every_eamod_graph_loads(shared_data, n):
     s = read_scenario(shared_data / "eamod_nyc_graph_rl" / f"NY_{n}")
@@ -39,8 +84,16 @@ def test_every_eamod_graph_loads(shared_data, n):
     assert s.demand["mean"].sum() == total
 
 
-def test_sampled_demand_matches_means(shared_data):
-    s = read_amod_scenario(shared_data / "amod_macro_scenarios_rl4amod" / "scenario_san_francisco.json.gz")
+@pytest.fixture(params=["cut", pytest.param("full", marks=pytest.mark.slow)])
+def sampled_scenario(request):
+    """The Rome cut by default; San Francisco (10 regions, 5,370 demand rows) in the slow run."""
+    if request.param == "cut":
+        return ROME_FIXTURE
+    return request.getfixturevalue("shared_data") / "amod_macro_scenarios_rl4amod" / "scenario_san_francisco.json.gz"
+
+
+def test_sampled_demand_matches_means(sampled_scenario):
+    s = read_amod_scenario(sampled_scenario)
     days = 300
     trips = s.sample_trips(days, seed=11, scale=2.0)
     lam = s.expected_daily_od(scale=2.0)
@@ -70,8 +123,8 @@ def _write(tmp_path, data, name="scenario_test.json.gz"):
     return p
 
 
-def test_malformed_scenarios_name_the_key(shared_data, tmp_path):
-    with gzip.open(shared_data / "amod_macro_scenarios_rl4amod" / "scenario_rome.json.gz", "rt") as fh:
+def test_malformed_scenarios_name_the_key(tmp_path):
+    with gzip.open(ROME_FIXTURE, "rt") as fh:
         good = json.load(fh)
     for key in ("demand", "rebTime", "totalAcc", "nlat"):
         bad = {k: v for k, v in good.items() if k != key}
@@ -88,7 +141,7 @@ def test_malformed_scenarios_name_the_key(shared_data, tmp_path):
     with pytest.raises(DataError, match="outside"):
         read_amod_scenario(_write(tmp_path, bad))
     # truncated gzip
-    raw = (shared_data / "amod_macro_scenarios_rl4amod" / "scenario_rome.json.gz").read_bytes()
+    raw = ROME_FIXTURE.read_bytes()
     t = tmp_path / "scenario_trunc.json.gz"
     t.write_bytes(raw[: len(raw) // 2])
     with pytest.raises(DataError, match="truncated"):

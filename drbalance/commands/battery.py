@@ -19,8 +19,8 @@ from drbalance.commands.common import write_json
 from drbalance.errors import ConfigError, DataError
 from drbalance.planning import battery_sharing as bs
 
-ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_ACN = ROOT.parent / "shared" / "data" / "ev_charging_acn_caltech_2021" / "acndata_sessions.json.gz"
+#: where ACN-Data sessions come from (named in the error when --source acn has no --acn-path)
+ACN_DOWNLOAD = "https://ev.caltech.edu/dataset"
 DEFAULT_SWEEP_N = "5,25,45,65,85,105,125,145,165,185"
 
 
@@ -52,7 +52,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--mean-kwh", type=float, default=12.0)
     g.add_argument("--std-kwh", type=float, default=4.0)
     d = p.add_argument_group("acn / table sources")
-    d.add_argument("--acn-path", type=Path, default=DEFAULT_ACN, help="ACN-Data sessions JSON (.json or .json.gz)")
+    d.add_argument("--acn-path", type=Path, default=None,
+                   help=f"ACN-Data sessions JSON (.json or .json.gz); required with --source acn (download: {ACN_DOWNLOAD})")
     d.add_argument("--table-path", type=Path, default=None, help="csv/parquet with driver, day, kwh or miles")
     d.add_argument("--miles-per-kwh", type=float, default=3.0, help="conversion for a 'miles' column")
     d.add_argument("--min-days", type=int, default=10, help="drivers with fewer days are reported and not sampled")
@@ -86,10 +87,15 @@ def _progress(enabled: bool, total: int, label: str):
 
 def _needs(args):
     if args.source == "acn":
+        if args.acn_path is None:
+            raise ConfigError(
+                f"--source acn needs --acn-path FILE, the ACN-Data sessions JSON (.json or .json.gz) "
+                f"downloaded from {ACN_DOWNLOAD} (README: 'Datasets: where to get them')"
+            )
         if not Path(args.acn_path).is_file():
             raise DataError(
-                f"ACN sessions file {args.acn_path} does not exist; pass --acn-path to the ACN-Data JSON "
-                "(e.g. ../shared/data/ev_charging_acn_caltech_2021/acndata_sessions.json.gz)"
+                f"ACN sessions file {args.acn_path} does not exist; pass --acn-path to the ACN-Data sessions JSON "
+                f"(download from {ACN_DOWNLOAD})"
             )
         return bs.read_acn_sessions(args.acn_path, min_days=args.min_days)
     if args.source == "table":
