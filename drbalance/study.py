@@ -64,9 +64,12 @@ class Study:
     info: dict = field(default_factory=dict)
 
     @classmethod
-    def from_trips(cls, trips: pd.DataFrame, zones: pd.DataFrame, config: StudyConfig = StudyConfig()) -> "Study":
+    def from_trips(cls, trips: pd.DataFrame, zones: pd.DataFrame, config: StudyConfig = StudyConfig(), *,
+                   rejects: dict | None = None) -> "Study":
         """Build the region map, panels and estimates from ``trips`` (a validated canonical trips frame,
-        e.g. :func:`data_pipeline.readers.read_tlc_trips`'s) and ``zones`` for ``config``."""
+        e.g. :func:`data_pipeline.readers.read_tlc_trips`'s) and ``zones`` for ``config``.  ``rejects``
+        (the reader's ``report.by_reason``, optional) is quoted by the errors about periods without
+        accepted trips and kept in ``info["rejected_by_reason"]``."""
         if not isinstance(config, StudyConfig):
             raise ConfigError(f"config must be a StudyConfig, got {type(config).__name__}")
         ev = config.evaluation
@@ -75,8 +78,9 @@ class Study:
         train = trips[(pt >= start) & (pt < end + pd.Timedelta(days=1))]
         n_days = int(train["pickup_time"].dt.normalize().nunique())
         if n_days < 2:
-            raise DataError(f"{n_days} day(s) with accepted trips in the training period {ev.train[0]}..{ev.train[1]}; "
-                            "the uncertainty sets need at least 2 (check --train against the files' period)")
+            raise DataError(f"{n_days} day(s) with accepted trips in the training period {ev.train[0]}..{ev.train[1]}"
+                            f"{_rejects_clause(rejects, len(trips))}; the uncertainty sets need at least 2 "
+                            "(check --train against the files' period)")
         circuity = estimate_circuity(train, zones) if ev.circuity == "auto" else float(ev.circuity)
         regions = RegionMap.from_zones(zones, circuity)
         pickups, outside = _pickups(regions, train)
@@ -87,6 +91,8 @@ class Study:
         estimates = Estimates.fit(panels, regions, config.estimate)
         info = {"train_days": n_days, "train_trips": int(len(train)), "pickups_outside_regions": outside,
                 "n_regions": regions.n, "circuity": circuity}
+        if rejects is not None:
+            info["rejected_by_reason"] = dict(rejects)
         return cls(config, zones, trips, regions, panels, estimates, pickups, circuity, info)
 
     # ------------------------------------------------------------------ replays
@@ -96,7 +102,9 @@ class Study:
         pt = self.trips["pickup_time"]
         out = self.trips[(pt >= d) & (pt < d + pd.Timedelta(days=1))]
         if len(out) == 0:
-            raise DataError(f"no accepted trips on {d.date()}; check the days against the trip files")
+            rejects = _rejects_clause(self.info.get("rejected_by_reason"), len(self.trips))
+            raise DataError(f"no accepted trips on {d.date()}{rejects}; "
+                            "check the days against the trip files")
         return out
 
     def simulator(self, day, *, start_minute: int = 0, minutes: int | None = None,
@@ -136,6 +144,25 @@ def _pickups(regions: RegionMap, trips: pd.DataFrame) -> tuple[np.ndarray, int]:
     return np.bincount(r[inside], minlength=regions.n).astype(float), int((~inside).sum())
 
 
+def describe_rejects(by_reason: dict | None, rows_read: int | None = None) -> str:
+    """A reject report's counts on one line, largest first (reasons with no row left out), e.g.
+    ``"all 1,234 rows rejected: zone_without_location 1,200, negative_fare 34"`` (``"all"`` when
+    ``rows_read`` equals the rejects, ``"N of M"`` when it is larger); ``""`` when nothing was rejected."""
+    counts = sorted(((str(k), int(n)) for k, n in (by_reason or {}).items() if n), key=lambda kv: -kv[1])
+    total = sum(n for _, n in counts)
+    if not total:
+        return ""
+    head = (f"all {total:,}" if rows_read == total else f"{total:,} of {rows_read:,}" if rows_read else f"{total:,}")
+    return f"{head} rows rejected: " + ", ".join(f"{k} {n:,}" for k, n in counts)
+
+
+def _rejects_clause(by_reason: dict | None, n_accepted: int | None = None) -> str:
+    """`` (reading: N of M rows rejected: ...)`` for the "no trips" errors; "" without rejects."""
+    total = sum(int(n) for n in (by_reason or {}).values())
+    text = describe_rejects(by_reason, None if n_accepted is None else n_accepted + total)
+    return f" (reading: {text})" if text else ""
+
+
 
 @dataclass(frozen=True)
 class DayReplay:
@@ -156,6 +183,7 @@ class DayReplay:
     day_trips, train_trips : trips picked up on ``day`` / in ``train``.
     circuity : road / straight-line distance factor of ``distance_km``.
     weights : (n,) training pick-ups per region, or None without training trips.
+    rejects : the reader's rejected-row counts by reason (quoted by the "no trips" errors), or None.
     """
 
     day: pd.Timestamp
@@ -166,18 +194,22 @@ class DayReplay:
     train_trips: pd.DataFrame
     circuity: float
     weights: np.ndarray | None
+    rejects: dict | None = None
 
     @classmethod
     def from_trips(cls, trips: pd.DataFrame, zones: pd.DataFrame, day, train: tuple[str, str], *,
-                   regions: int = 0, seed: int = 0, circuity: float | str = "auto") -> "DayReplay":
+                   regions: int = 0, seed: int = 0, circuity: float | str = "auto",
+                   rejects: dict | None = None) -> "DayReplay":
         """Split ``trips`` (validated canonical trips of the training period and the day) and build the
         regions: ``regions`` k-means regions (0 = one per zone) seeded with ``seed``; ``circuity`` a
-        number >= 1 or ``"auto"`` (estimated from the metered distances of all the ``trips`` given)."""
+        number >= 1 or ``"auto"`` (estimated from the metered distances of all the ``trips`` given);
+        ``rejects`` (the reader's ``report.by_reason``, optional) is quoted by the "no trips" errors."""
         d = pd.Timestamp(day).normalize()
         pt = trips["pickup_time"]
         day_trips = trips[(pt >= d) & (pt < d + pd.Timedelta(days=1))]
         if len(day_trips) == 0:
-            raise DataError(f"no accepted trip has its pick-up on {d.date()}; check the day and the trip files")
+            raise DataError(f"no accepted trip has its pick-up on {d.date()}"
+                            f"{_rejects_clause(rejects, len(trips))}; check the day and the trip files")
         t0, t1 = (pd.Timestamp(x) for x in train)
         if t1 >= d:
             raise ConfigError(f"training period {train[0]}:{train[1]} must end before the day {d.date()} (no look-ahead)")
@@ -189,7 +221,8 @@ class DayReplay:
             w, _ = _pickups(region_map, train_trips if has_train else day_trips)
             region_map = region_map.coarsen(int(regions), w, random_state=int(seed))
         weights = _pickups(region_map, train_trips)[0] if has_train else None
-        return cls(d, (str(train[0]), str(train[1])), zones, region_map, day_trips, train_trips, factor, weights)
+        return cls(d, (str(train[0]), str(train[1])), zones, region_map, day_trips, train_trips, factor, weights,
+                   None if rejects is None else dict(rejects))
 
     @property
     def train_days(self) -> int:
@@ -201,8 +234,9 @@ class DayReplay:
         training days with trips)."""
         if self.train_days < 2:
             raise DataError(f"forecasts need trips on at least 2 days before {self.day.date()}; found "
-                            f"{self.train_days} in {self.train[0]}..{self.train[1]} (widen the training period "
-                            "inside the files' period, or use a policy without forecasts: noop, oracle_counts)")
+                            f"{self.train_days} in {self.train[0]}..{self.train[1]}{_rejects_clause(self.rejects)}; "
+                            "widen the training period inside the files' period, or use a policy without "
+                            "forecasts: noop, oracle_counts")
         panels = trip_panels(self.train_trips, self.regions, self.train[0], self.train[1], config.slot_minutes,
                              config.holidays if holidays is None else holidays)
         return Estimates.fit(panels, self.regions, config)

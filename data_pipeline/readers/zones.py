@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,20 @@ import pandas as pd
 from data_pipeline.readers.common import read_table
 from data_pipeline.validate import require_columns
 from drbalance.errors import DataError
+
+#: File name of the TLC zone centroids looked for beside ``taxi_zone_lookup.csv``.
+CENTROIDS_NAME = "taxi_zone_centroids_DERIVED.csv"
+
+#: TLC LocationIDs documented as having no place: 264 "Unknown" (zone "NV" or "N/A") and 265 "Outside
+#: of NYC".  They have no polygon in the TLC shapefile; trips there are rejected as ``zone_without_location``.
+TLC_LOCATIONLESS_IDS = frozenset({264, 265})
+
+
+def bundled_tlc_centroids() -> Path:
+    """Path of the TLC taxi-zone centroids shipped with drbalance (derived from the TLC shapefile; the
+    LocationIDs are stable across years, so they serve any year's ``taxi_zone_lookup.csv``)."""
+    return Path(str(resources.files("drbalance") / "datasets" / "nyc_green_2021q1" / CENTROIDS_NAME))
+
 
 def read_zone_table(path: str | Path, id_col: str, lat_col: str, lon_col: str,
                     name_col: str | None = None) -> pd.DataFrame:
@@ -42,12 +57,17 @@ def read_nyc_zones(lookup: str | Path, centroids: str | Path | None = None) -> p
     ----------
     lookup : path to ``taxi_zone_lookup.csv`` (``LocationID,Borough,Zone,service_zone``).
     centroids : path to ``taxi_zone_centroids_DERIVED.csv`` (one row per shapefile polygon:
-        ``LocationID, lon_wgs84, lat_wgs84, area_km2``); default: the file beside ``lookup``.
+        ``LocationID, lon_wgs84, lat_wgs84, area_km2``); default: the file beside ``lookup``, else
+        the TLC centroids bundled with drbalance (:func:`bundled_tlc_centroids`), which must then
+        locate every LocationID of ``lookup`` but 264 and 265 (:data:`TLC_LOCATIONLESS_IDS`) -
+        directly or through the same-name rule below - or :class:`DataError` names the others.
 
     Returns
     -------
     Frame indexed by ``LocationID`` (all lookup rows) with ``name``, ``borough``, ``lat``, ``lon``,
-    ``area_km2`` and ``location_from`` (the LocationID whose polygons gave the centroid).
+    ``area_km2`` and ``location_from`` (the LocationID whose polygons gave the centroid).  Its
+    ``attrs`` record the files read: ``lookup``, ``centroids`` (paths as strings) and
+    ``centroids_source`` (``"given"``, ``"beside_lookup"`` or ``"bundled"``).
 
     Notes
     -----
@@ -59,13 +79,20 @@ def read_nyc_zones(lookup: str | Path, centroids: str | Path | None = None) -> p
     ``zone_without_location``.
     """
     lookup = Path(lookup)
-    centroids = Path(centroids) if centroids is not None else lookup.with_name("taxi_zone_centroids_DERIVED.csv")
+    if not lookup.is_file():
+        raise DataError(f"zone lookup {lookup} not found (the TLC taxi_zone_lookup.csv)")
+    if centroids is not None:
+        centroids, source = Path(centroids), "given"
+        if not centroids.is_file():
+            raise DataError(f"zone centroids file {centroids} not found; pass --centroids PATH "
+                            f"(centroids= in Python) to a {CENTROIDS_NAME} table")
+    elif lookup.with_name(CENTROIDS_NAME).is_file():
+        centroids, source = lookup.with_name(CENTROIDS_NAME), "beside_lookup"
+    else:
+        centroids, source = bundled_tlc_centroids(), "bundled"
     lk = read_table(lookup)
     require_columns(lk.columns, ["LocationID", "Borough", "Zone"], str(lookup),
                     "Expected the TLC taxi_zone_lookup.csv layout")
-    if not centroids.is_file():
-        raise DataError(f"zone centroids file {centroids} not found; pass centroids=PATH "
-                        "(taxi_zone_centroids_DERIVED.csv from the TLC shapefile)")
     ce = read_table(centroids)
     require_columns(ce.columns, ["LocationID", "lon_wgs84", "lat_wgs84", "area_km2"], str(centroids))
     w = ce["area_km2"].to_numpy(float)
@@ -88,7 +115,16 @@ def read_nyc_zones(lookup: str | Path, centroids: str | Path | None = None) -> p
         if src is not None:
             out.loc[zid, ["lat", "lon", "area_km2"]] = out.loc[src, ["lat", "lon", "area_km2"]].to_numpy()
             out.at[zid, "location_from"] = src
+    if source == "bundled":
+        missing = [int(z) for z in out.index[out["lat"].isna()] if z not in TLC_LOCATIONLESS_IDS]
+        if missing:
+            more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
+            raise DataError(f"{lookup}: LocationID {missing[:10]}{more} not in drbalance's bundled TLC zone "
+                            f"centroids (no {CENTROIDS_NAME} beside the lookup); pass --centroids PATH "
+                            "(centroids= in Python) to a table with LocationID,lon_wgs84,lat_wgs84,area_km2 "
+                            "covering them")
     _check_coordinates(out, centroids)
+    out.attrs.update(lookup=str(lookup), centroids=str(centroids), centroids_source=source)
     return out
 
 

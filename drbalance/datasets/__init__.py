@@ -10,6 +10,7 @@ from importlib import resources
 from pathlib import Path
 
 from data_pipeline.readers import read_nyc_zones
+from data_pipeline.readers.zones import bundled_tlc_centroids
 from drbalance.errors import DataError
 
 NYC_GREEN_MONTHS = ("2021-01", "2021-02", "2021-03")
@@ -35,6 +36,12 @@ def nyc_green_trip_files(months: tuple[str, ...] = NYC_GREEN_MONTHS) -> list[Pat
 def nyc_zone_lookup() -> Path:
     """Path of the bundled TLC ``taxi_zone_lookup.csv`` (centroids file lies beside it)."""
     return nyc_green_folder() / "taxi_zone_lookup.csv"
+
+
+def nyc_zone_centroids() -> Path:
+    """Path of the bundled TLC zone centroids (``taxi_zone_centroids_DERIVED.csv``, beside the lookup);
+    :func:`data_pipeline.readers.read_nyc_zones` falls back to it for a lookup without its own."""
+    return bundled_tlc_centroids()
 
 
 def load_nyc_zones():
