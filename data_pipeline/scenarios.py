@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -134,7 +135,7 @@ def _load_json(path: Path) -> dict:
         opener = gzip.open if path.suffix == ".gz" else open
         with opener(path, "rt", encoding="utf-8") as fh:
             data = json.load(fh)
-    except (EOFError, gzip.BadGzipFile, OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (EOFError, gzip.BadGzipFile, OSError, zlib.error, json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise DataError(f"{path}: truncated or not valid JSON ({type(exc).__name__}: {exc}); "
                         "re-copy the scenario file") from exc
     if not isinstance(data, dict):
@@ -148,6 +149,28 @@ def _need(data: dict, key: str, path: Path):
     return data[key]
 
 
+def _number(data: dict, key: str, path: Path, whole: bool = False, low: float = 0.0) -> float:
+    """A finite number >= ``low`` under ``key`` (a whole number when ``whole``); else :class:`DataError`."""
+    v = _need(data, key, path)
+    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) and v >= low
+    if not ok or (whole and v != int(v)):
+        raise DataError(f"{path}: {key} must be a {'whole ' if whole else ''}number >= {low:g}, got {v!r}; "
+                        "the scenario file is corrupt")
+    return int(v) if whole else float(v)
+
+
+def _numbers(data: dict, key: str, path: Path) -> np.ndarray:
+    """A list of finite numbers under ``key``; else :class:`DataError`."""
+    v = _need(data, key, path)
+    try:
+        arr = np.asarray(v, dtype=float)
+    except (TypeError, ValueError):
+        arr = np.array([np.nan])
+    if arr.ndim != 1 or not np.isfinite(arr).all() or any(isinstance(x, bool) for x in v):
+        raise DataError(f"{path}: {key} must be a list of finite numbers; the scenario file is corrupt")
+    return arr
+
+
 def _records(data: dict, key: str, fields: list[str], path: Path) -> pd.DataFrame:
     rows = _need(data, key, path)
     if not isinstance(rows, list) or not rows:
@@ -158,6 +181,19 @@ def _records(data: dict, key: str, fields: list[str], path: Path) -> pd.DataFram
             raise DataError(f"{path}: records under {key!r} lack key {f!r}")
         if frame[f].isna().any():
             raise DataError(f"{path}: {int(frame[f].isna().sum())} records under {key!r} lack key {f!r}")
+        # every field of these records is a count, time, price or region id: a finite number >= 0
+        col = frame[f]
+        try:
+            values = pd.to_numeric(col, errors="coerce").to_numpy(float)
+        except (TypeError, ValueError):
+            values = np.full(len(col), np.nan)
+        bad = ~np.isfinite(values) | (values < 0) | np.array([isinstance(x, bool) for x in col])
+        if bad.any():
+            i = int(np.argmax(bad))
+            value = col.iloc[i].item() if isinstance(col.iloc[i], np.generic) else col.iloc[i]
+            raise DataError(f"{path}: {key}[{i}].{f} = {value!r} is not a finite number >= 0 "
+                            f"({int(bad.sum())} such record(s)); the scenario file is corrupt")
+        frame[f] = pd.to_numeric(col)
     return frame
 
 
@@ -191,12 +227,12 @@ def read_amod_scenario(path: str | Path, params_path: str | Path | None = None) 
     """
     path = Path(path)
     data = _load_json(path)
-    nlat, nlon = int(_need(data, "nlat", path)), int(_need(data, "nlon", path))
+    nlat, nlon = _number(data, "nlat", path, whole=True, low=1), _number(data, "nlon", path, whole=True, low=1)
     n = nlat * nlon
     dem = _records(data, "demand", ["time_stamp", "origin", "destination", "demand", "travel_time", "price"], path)
     _check_regions(dem, ["origin", "destination"], n, "demand", path)
-    if (dem["demand"] < 0).any() or (dem["travel_time"] < 0).any():
-        raise DataError(f"{path}: negative demand or travel_time in demand records")
+    if not dem["demand"].sum() > 0:
+        raise DataError(f"{path}: every demand record is 0; the scenario has no demand to replay")
     acc = _records(data, "totalAcc", ["hour", "acc"], path)
     reb = _records(data, "rebTime", ["time_stamp", "origin", "destination", "reb_time"], path)
     _check_regions(reb, ["origin", "destination"], n, "rebTime", path)
@@ -211,7 +247,13 @@ def read_amod_scenario(path: str | Path, params_path: str | Path | None = None) 
     params = {}
     pp = Path(params_path) if params_path else path.with_name("calibrated_parameters.json")
     if pp.is_file():
-        params = json.loads(pp.read_text()).get(name, {})
+        try:
+            params = json.loads(pp.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise DataError(f"{pp}: not valid JSON ({exc}); re-copy calibrated_parameters.json") from None
+        params = params.get(name, {}) if isinstance(params, dict) else {}
+        if not isinstance(params, dict):
+            raise DataError(f"{pp}: the entry {name!r} must be an object of parameters")
     demand = pd.DataFrame({"minute": dem["time_stamp"].to_numpy(int), "span_min": 1,
                            "origin": dem["origin"].to_numpy(int), "destination": dem["destination"].to_numpy(int),
                            "mean": dem["demand"].to_numpy(float), "travel_time_min": dem["travel_time"].to_numpy(float),
@@ -234,13 +276,15 @@ def read_eamod_scenario(folder: str | Path, start_hour: int = 0) -> Scenario:
         raise DataError(f"{folder}: no NYC_<n>.json[.gz] file")
     path = cands[0]
     data = _load_json(path)
-    n = int(_need(data, "spatialNodes", path))
-    step_h = float(_need(data, "timeGranularity", path))
+    n = _number(data, "spatialNodes", path, whole=True, low=1)
+    step_h = _number(data, "timeGranularity", path)
+    if not step_h > 0:
+        raise DataError(f"{path}: timeGranularity must be > 0 hours, got {step_h}")
     step_min = step_h * 60
     dem = _records(data, "demand", ["time_stamp", "origin", "destination", "demand", "price"], path)
     _check_regions(dem, ["origin", "destination"], n, "demand", path)
-    if (dem["demand"] < 0).any():
-        raise DataError(f"{path}: negative demand records")
+    if not dem["demand"].sum() > 0:
+        raise DataError(f"{path}: every demand record is 0; the scenario has no demand to replay")
     acc = _records(data, "totalAcc", ["hour", "acc"], path)
     reb = _records(data, "rebTime", ["time_stamp", "origin", "destination", "reb_time"], path)
     _check_regions(reb, ["origin", "destination"], n, "rebTime", path)
@@ -251,8 +295,14 @@ def read_eamod_scenario(folder: str | Path, start_hour: int = 0) -> Scenario:
         f = folder / f"{name}.npy"
         if not f.is_file():
             raise DataError(f"{folder}: missing {name}.npy")
-        mats[name] = np.load(f, allow_pickle=False)
-    if mats["duration_matrix"].shape[:2] != (n, n) or mats["energy_distance"].shape != (n, n):
+        try:
+            mats[name] = np.load(f, allow_pickle=False)
+        except (OSError, ValueError, EOFError) as exc:
+            raise DataError(f"{f}: not a readable .npy matrix ({exc}); re-copy the scenario folder") from None
+        if not np.issubdtype(mats[name].dtype, np.number) or not np.isfinite(mats[name]).all():
+            raise DataError(f"{f}: must hold finite numbers only")
+    if mats["duration_matrix"].ndim != 3 or mats["duration_matrix"].shape[:2] != (n, n) \
+            or mats["energy_distance"].shape != (n, n) or mats["distance_matrix"].shape[:2] != (n, n):
         raise DataError(f"{folder}: matrix shapes {mats['duration_matrix'].shape} / {mats['energy_distance'].shape} "
                         f"do not match {n} regions")
     minute = np.rint(start_hour * 60 + dem["time_stamp"].to_numpy(int) * step_min).astype(np.int64)
@@ -263,13 +313,13 @@ def read_eamod_scenario(folder: str | Path, start_hour: int = 0) -> Scenario:
                            "mean": dem["demand"].to_numpy(float), "travel_time_min": travel,
                            "price": dem["price"].to_numpy(float)})
     fleet = pd.Series(acc["acc"].to_numpy(int), index=pd.Index(acc["hour"].to_numpy(int), name="hour"), name="vehicles")
-    chargers = np.asarray(_need(data, "carsPerStationCapacity", path), float)
+    chargers = _numbers(data, "carsPerStationCapacity", path)
     if chargers.shape != (n,):
         raise DataError(f"{path}: carsPerStationCapacity has {chargers.shape} entries for {n} regions")
-    energy = {"charge_levels": int(_need(data, "chargelevels", path)),
-              "levels_per_charge_step": int(_need(data, "chargeLevelsPerChargeStep", path)),
+    energy = {"charge_levels": _number(data, "chargelevels", path, whole=True, low=1),
+              "levels_per_charge_step": _number(data, "chargeLevelsPerChargeStep", path, whole=True, low=1),
               "levels_per_trip": mats["energy_distance"],
-              "energy_prices": np.asarray(_need(data, "energy_prices", path), float),
+              "energy_prices": _numbers(data, "energy_prices", path),
               "operational_cost_per_step": float(data.get("operationalCostPerTimestep", np.nan)),
               "distance_km": mats["distance_matrix"] * KM_PER_MILE}
     return Scenario(folder.name, "eamod", n, demand, cube, hours, fleet, None, chargers, energy,

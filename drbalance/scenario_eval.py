@@ -152,10 +152,12 @@ class ScenarioEvalConfig:
         if not p.is_file():
             raise ConfigError(f"configuration file {p} not found")
         try:
-            tree = tomllib.loads(p.read_text())
-        except tomllib.TOMLDecodeError as exc:
+            tree = tomllib.loads(p.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, OSError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{p}: not valid TOML ({exc})") from None
         scen = tree.pop("scenario", {})
+        if not isinstance(scen, dict):
+            raise ConfigError(f"{p}: scenario must be a table ([scenario] with key = value lines)")
         known = {f.name for f in dataclasses.fields(cls)} - {"study"}
         unknown = sorted(set(scen) - known)
         if unknown:

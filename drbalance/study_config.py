@@ -153,6 +153,10 @@ class StudyConfig:
                 updates.setdefault(part, {})[theirs] = want
         for part, changes in updates.items():
             object.__setattr__(self, part, dataclasses.replace(getattr(self, part), **changes))
+        hours = self.evaluation.hours
+        if abs(hours * 60 - round(hours * 60)) > 1e-9 or round(hours * 60) % self.slot_minutes:
+            raise ConfigError(f"evaluation.hours = {hours:g} is not a whole number of {self.slot_minutes}-min slots; "
+                              f"use a multiple of {self.slot_minutes / 60:g} h")
 
     # ------------------------------------------------------------------ conveniences
     def replace(self, **changes) -> "StudyConfig":
@@ -217,7 +221,10 @@ class StudyConfig:
             p = Path(path_or_text)
             if not p.is_file():
                 raise ConfigError(f"configuration file {p} not found")
-            text = p.read_text()
+            try:
+                text = p.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise ConfigError(f"configuration file {p}: cannot read it as TOML text ({exc})") from None
             where = str(p)
         else:
             where = "TOML text"

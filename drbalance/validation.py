@@ -92,11 +92,12 @@ def check_date(name: str, value) -> str:
 
     try:
         ts = pd.Timestamp(value)
-    except (ValueError, TypeError) as exc:
-        raise ConfigError(f"{name} must be a date YYYY-MM-DD, got {value!r}") from exc
-    if ts is pd.NaT or ts != ts.normalize():
+        day = None if ts is pd.NaT else str(ts.date())
+    except (ValueError, TypeError, OverflowError, NotImplementedError):  # e.g. "notaday", year -1, year 99999
+        raise ConfigError(f"{name} must be a date YYYY-MM-DD, got {value!r}") from None
+    if day is None or ts != ts.normalize():
         raise ConfigError(f"{name} must be a date YYYY-MM-DD (no time of day), got {value!r}")
-    return str(ts.date())
+    return day
 
 
 def check_period(name: str, value) -> tuple[str, str]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -56,8 +57,8 @@ def read_acn_sessions(path: str | Path, period: tuple[str, str] | None = None) -
             data = json.load(fh)
     except FileNotFoundError as exc:
         raise DataError(f"ACN sessions file {path} not found") from exc
-    except (json.JSONDecodeError, OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: not a readable JSON file ({exc})") from exc
+    except (json.JSONDecodeError, OSError, UnicodeDecodeError, EOFError, zlib.error) as exc:  # EOFError: truncated .gz
+        raise DataError(f"{path}: not a readable JSON file ({type(exc).__name__}: {exc}); re-download it") from exc
     if isinstance(data, dict) and "_items" in data:  # raw API page
         data = data["_items"]
     if not isinstance(data, list):
@@ -72,7 +73,8 @@ def read_acn_sessions(path: str | Path, period: tuple[str, str] | None = None) -
         out = pd.Series(pd.NaT, index=raw.index, dtype="datetime64[ns]")
         if col not in raw:
             return out
-        t = pd.to_datetime(raw[col], errors="coerce", utc=True, format=ACN_TIME_FORMAT)
+        text = raw[col].where(raw[col].map(lambda v: isinstance(v, str)))  # a number or list is no time: NaT
+        t = pd.to_datetime(text, errors="coerce", utc=True, format=ACN_TIME_FORMAT)
         for name in pd.unique(zone):
             rows = (zone == name).to_numpy()
             out[rows] = t[rows].dt.tz_convert(name).dt.tz_localize(None).astype("datetime64[ns]").to_numpy()
@@ -109,7 +111,7 @@ def read_acn_sessions(path: str | Path, period: tuple[str, str] | None = None) -
     frame = pd.DataFrame({
         "session_id": raw["sessionID"].astype(str).to_numpy()[keep],
         "station_id": raw["stationID"].astype(str).to_numpy()[keep],
-        "user_id": pd.array([None if pd.isna(u) else str(u) for u in user[keep]], dtype="string"),
+        "user_id": pd.array([_user_label(u) for u in user[keep]], dtype="string"),
         "connect_time": con.to_numpy()[keep], "disconnect_time": dis.to_numpy()[keep],
         "done_time": done.to_numpy()[keep], "kwh": kwh[keep],
         "requested_kwh": req_kwh[keep], "requested_miles": req_mi[keep],
@@ -137,6 +139,13 @@ def _site_timezones(raw: pd.DataFrame, source: str | Path = "<sessions>") -> pd.
         except Exception as exc:  # unknown zone name: pytz/zoneinfo raise several types
             raise DataError(f"{source}: unknown timezone {name!r} in the 'timezone' field ({exc})") from exc
     return zone
+
+
+def _user_label(value) -> str | None:
+    """A user ID as text; missing, and anything that is not a scalar (a malformed record), is None."""
+    if isinstance(value, (str, int, float, np.integer, np.floating)) and not pd.isna(value):
+        return str(value)
+    return None
 
 
 def _last_input(inputs, key: str) -> float:

@@ -67,7 +67,8 @@ def to_datetime(values: pd.Series) -> np.ndarray:
         if getattr(values.dt, "tz", None) is not None:
             raise DataError("trip timestamps carry a time zone; convert them to naive local time first")
         return values.to_numpy(dtype="datetime64[ns]")
-    return pd.to_datetime(values, errors="coerce", format="mixed").to_numpy(dtype="datetime64[ns]")
+    with np.errstate(invalid="ignore"):  # cells such as "inf" become NaT (numpy warns on that cast)
+        return pd.to_datetime(values, errors="coerce", format="mixed").to_numpy(dtype="datetime64[ns]")
 
 
 def to_float(values: pd.Series) -> np.ndarray:

@@ -243,7 +243,8 @@ def _zone_codes(values: pd.Series, index: pd.Index) -> np.ndarray:
     missing = v.isna().to_numpy()
     if pd.api.types.is_float_dtype(v.dtype) and pd.api.types.is_integer_dtype(index.dtype):
         vals = v.to_numpy(float)
-        whole = ~missing & (np.mod(vals, 1) == 0)
+        whole = ~missing & np.isfinite(vals)   # an infinite zone id is unknown (no warning from np.mod)
+        whole[whole] = np.mod(vals[whole], 1) == 0
         codes = np.full(len(v), -1, dtype=np.int64)
         codes[whole] = index.get_indexer(vals[whole].astype(np.int64))
     else:

@@ -93,6 +93,15 @@ def read_nyc_zones(lookup: str | Path, centroids: str | Path | None = None) -> p
     lk = read_table(lookup)
     require_columns(lk.columns, ["LocationID", "Borough", "Zone"], str(lookup),
                     "Expected the TLC taxi_zone_lookup.csv layout")
+    if lk.empty:
+        raise DataError(f"{lookup}: the zone lookup has no rows; pass the TLC taxi_zone_lookup.csv")
+    ids = pd.to_numeric(lk["LocationID"], errors="coerce").to_numpy(float)
+    bad = ~np.isfinite(ids) | (ids != np.round(ids))
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise DataError(f"{lookup}: LocationID must be a whole number in every row; row {i + 1} has "
+                        f"{lk['LocationID'].iloc[i]!r}")
+    lk["LocationID"] = ids.astype(np.int64)
     ce = read_table(centroids)
     require_columns(ce.columns, ["LocationID", "lon_wgs84", "lat_wgs84", "area_km2"], str(centroids))
     w = ce["area_km2"].to_numpy(float)

@@ -16,6 +16,7 @@ import numpy as np
 from data_pipeline.units import KM_PER_MILE
 from drbalance.errors import ConfigError, DataError
 from drbalance.rounding import largest_remainder  # noqa: F401  (also importable from here)
+from drbalance.validation import check_choice, check_int, check_number
 
 
 @dataclass(frozen=True)
@@ -65,27 +66,21 @@ class ChargingConfig:
     self_dispatch: bool = False
 
     def __post_init__(self) -> None:
-        if not (self.power_kw > 0 and math.isfinite(self.power_kw)):
-            raise ConfigError(f"charging power must be a positive number of kW, got {self.power_kw}")
-        if not (0 <= self.low_soc < 1):
-            raise ConfigError(f"low-battery threshold must lie in [0, 1), got {self.low_soc}")
-        if not (self.low_soc < self.target_soc <= 1):
-            raise ConfigError(f"charging target ({self.target_soc}) must lie above the low-battery threshold "
-                              f"({self.low_soc}) and at most 1")
+        # the shared rules (drbalance.validation): a wrong type or NaN is refused naming the field
+        check_number("power_kw (charging power, kW)", self.power_kw, low=0, low_open=True)
+        check_number("low_soc (low-battery threshold)", self.low_soc, low=0, high=1, high_open=True)
+        check_number("target_soc (charging target)", self.target_soc, high=1)
+        if not self.low_soc < self.target_soc:
+            raise ConfigError(f"target_soc (charging target) {self.target_soc} must lie above low_soc, the "
+                              f"low-battery threshold ({self.low_soc}), and at most 1")
         if self.queue != "fifo":
             raise ConfigError(f"unknown queue discipline {self.queue!r}; only 'fifo' is implemented")
-        if not (self.min_range_km >= 0 and math.isfinite(self.min_range_km)):
-            raise ConfigError(f"min_range_km must be a finite number >= 0, got {self.min_range_km}")
-        if self.idle_minutes is not None and (int(self.idle_minutes) != self.idle_minutes or self.idle_minutes < 1):
-            raise ConfigError(f"idle_minutes must be a whole number >= 1 (or None), got {self.idle_minutes}")
-        if self.opportunistic_soc is not None and not (0 < self.opportunistic_soc <= 1):
-            raise ConfigError(f"opportunistic_soc must lie in (0, 1] (or None), got {self.opportunistic_soc}")
-        if not (self.opportunistic_km >= 0):
-            raise ConfigError(f"opportunistic_km must be >= 0, got {self.opportunistic_km}")
-        if self.priority not in ("charging", "service"):
-            raise ConfigError(f"priority must be 'charging' or 'service', got {self.priority!r}")
-        if self.exit_min_soc is not None and not (0 <= self.exit_min_soc <= 1):
-            raise ConfigError(f"exit_min_soc must lie in [0, 1] (or None), got {self.exit_min_soc}")
+        check_number("min_range_km", self.min_range_km, low=0)
+        check_int("idle_minutes", self.idle_minutes, low=1, allow_none=True)
+        check_number("opportunistic_soc", self.opportunistic_soc, low=0, high=1, low_open=True, allow_none=True)
+        check_number("opportunistic_km", self.opportunistic_km, low=0)
+        check_choice("priority", self.priority, ("charging", "service"))
+        check_number("exit_min_soc", self.exit_min_soc, low=0, high=1, allow_none=True)
 
     @property
     def strategy_active(self) -> bool:

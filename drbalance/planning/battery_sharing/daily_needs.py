@@ -8,6 +8,7 @@ zone); :func:`daily_needs_from_sessions` turns its frame into daily needs, and
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence
@@ -99,12 +100,13 @@ def read_needs_table(
         name = str(path)
         if not path.is_file():
             raise DataError(f"needs table {path} does not exist; pass a .csv or .parquet file")
-        if path.suffix.lower() == ".parquet":
-            frame = pd.read_parquet(path)
-        elif path.suffix.lower() in (".csv", ".gz"):
-            frame = pd.read_csv(path)
-        else:
+        if path.suffix.lower() not in (".parquet", ".csv", ".gz"):
             raise DataError(f"needs table {path}: unknown format {path.suffix!r}; use .csv or .parquet")
+        try:
+            frame = pd.read_parquet(path) if path.suffix.lower() == ".parquet" else pd.read_csv(path)
+        except Exception as exc:  # pandas/pyarrow raise many types for an empty, truncated or garbled file
+            raise DataError(f"needs table {path}: cannot read it ({type(exc).__name__}: {exc}); "
+                            "pass a .csv or .parquet file with columns driver, day and kwh or miles") from None
     else:
         frame = source
     missing = [c for c in ("driver", "day") if c not in frame.columns]
@@ -123,7 +125,9 @@ def read_needs_table(
             f"{'kwh' if has_kwh else 'miles'} value (first at row {int(np.flatnonzero(bad)[0])}); fix or drop them"
         )
     try:
-        day = pd.to_datetime(frame["day"]).dt.normalize()
+        with warnings.catch_warnings():  # pandas' "could not infer format" note: the parse itself decides
+            warnings.simplefilter("ignore", UserWarning)
+            day = pd.to_datetime(frame["day"]).dt.normalize()
     except (ValueError, TypeError) as exc:
         raise DataError(f"{name}: cannot parse column 'day' as dates ({exc}); use YYYY-MM-DD") from exc
     if frame["driver"].isna().any():
