@@ -1,101 +1,46 @@
-"""Scenario sweeps of the EV-fleet simulator on Dask (issue 7): grid files, scenario hashing, resumable runs.
+"""Scenario sweeps of the EV-fleet simulator on Dask (issue 7): resumable runs of a grid's scenarios.
 
-A *grid* (TOML, read with :mod:`tomllib`) has three tables::
-
-    [base]            # settings shared by every scenario (see BASE_DEFAULTS for every key)
-    day = "2021-03-02"
-    hours = 4
-    fleet = 60
-    seed = 7
-
-    [fleet_mixes]     # named mixes: [[share, range_mi], ...] (efficiency base.mi_per_kwh)
-    SR = [[1.0, 100]]
-    MR = [[0.5, 100], [0.5, 250]]
-
-    [grid]            # dimensions: the sweep is their Cartesian product, in file order
-    fleet_mix = ["SR", "MR"]
-    power_kw = [50, 11]
-
-Any key of ``[base]`` may be a grid dimension.  Each scenario's parameters are the base updated with
-one combination; the scenario key is a SHA-256 of their canonical JSON (named mixes resolved, so the
-key changes when a mix's definition does) and its seed is derived from the key, i.e. from the grid
-seed and the parameters (``seed_mode = "common"`` gives every scenario the grid seed instead: common
-random numbers, the same initial fleet positions and SoC draw in every scenario).
-
-A finished scenario is written atomically (temporary file + ``os.replace``) to
+The grid format, the checks of its values and the scenario keys live in :mod:`drbalance.sweep_grid`
+(re-exported here).  A finished scenario is written atomically (temporary file + ``os.replace``) to
 ``OUT/scenarios/<key>.json`` by the client as soon as its result arrives, so an interrupted sweep
-resumes without recomputation.  At the end the scenarios of the grid are combined into
-``OUT/sweep.parquet`` (parameters + metrics, no timings: identical seeds give identical tables) and
-``OUT/sweep.png``.  Trips, regions and forecasts are loaded once per worker process (cached).
+resumes without recomputation (Ctrl-C closes the Dask cluster without its shutdown log; the worker
+processes ignore SIGINT, so only this process is interrupted).  At the end the scenarios of the grid
+are combined into ``OUT/sweep.parquet`` (parameters + metrics, no timings: identical seeds give
+identical tables) and ``OUT/sweep.png``.  Trips, regions and forecasts are loaded once per worker
+process (cached).
 """
-
 from __future__ import annotations
 
+import contextlib
 import functools
-import hashlib
-import itertools
 import json
+import logging
 import math
 import os
+import signal
+import threading
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import tomli_w
 
 from data_pipeline.estimates import EstimateConfig
 from data_pipeline.readers import read_nyc_zones, read_tlc_trips
 from drbalance import datasets
 from drbalance.errors import ConfigError, DataError
-from drbalance.io import write_text_atomic
+from drbalance.io import atomic_path, write_text_atomic
 from drbalance.policies import make_policy
-from drbalance.sim import ChargingConfig, PlugSiting, SimConfig, Simulator
-from drbalance.sim.chargers import MI_KM, fleet_mix_from_ranges, kwh_per_km
+from drbalance.sim import PlugSiting, Simulator
+from drbalance.sim.chargers import MI_KM
 from drbalance.sim.siting import site_xyz
 from drbalance.study import DayReplay
-from drbalance.study_config import tomllib  # tomllib, or tomli on Python 3.10
+from drbalance.sweep_grid import (BASE_DEFAULTS, BASE_RULES, BUILTIN_MIXES, check_scenario, expand, grid_to_toml,
+                                  load_grid, parse_grid, scenario_key, sim_config)
 
-#: every base setting and its default (units in the names; ranges in miles as in the seed paper)
-BASE_DEFAULTS: dict = {
-    "day": "2021-03-02",          # simulated day (bundled NYC green taxi 2021-01..03 unless trips is given)
-    "start_hour": 0.0,            # the window starts at this hour of the day
-    "hours": 24.0,                # and lasts H hours (start_hour + hours <= 24)
-    "train_days": 7,              # days before `day` used for siting weights and greedy forecasts
-    "trips": None,                # list of trip files; None: the bundled NYC green-taxi months
-    "zones": None,                # taxi_zone_lookup.csv; None: the bundled one
-    "regions": 20,                # k-means regions (None: one per taxi zone)
-    "regions_seed": 0,            # seed of the coarsening (shared by all scenarios)
-    "circuity": 1.33,             # road / straight-line distance factor
-    "fleet": 100,
-    "seed": 0,                    # grid seed
-    "seed_mode": "per_scenario",  # or "common"
-    "policy": "noop",             # noop | greedy | oracle_counts
-    "slot_minutes": 15,
-    "plugs_total": None,          # None: ceil(plugs_per_vehicle * fleet)
-    "plugs_per_vehicle": 0.1,
-    "patience_minutes": 10,
-    "match_radius_km": 3.0,
-    "speed_kmh": 20.0,
-    "mi_per_kwh": 3.33,           # efficiency (paper); consumption = 1 / (3.33 * 1.609) kWh/km
-    "fleet_mix": "SR",            # a name of [fleet_mixes] (built in: SR, LR, MR)
-    "power_kw": 50.0,
-    "low_soc": 0.20,
-    "min_range_mi": 0.0,          # paper: 30 mi
-    "target_soc": 0.80,
-    "idle_minutes": None,         # paper: 15 or 60 (0 or None: off; TOML has no null, so write 0)
-    "opportunistic_soc": None,    # paper: 0.60 (0 or None: off)
-    "opportunistic_km": 3.0,
-    "priority": "charging",       # or "service" (exit charging early)
-    "exit_min_soc": None,
-    "self_dispatch": True,        # low-battery EVs drive to a charger at once (paper) instead of at the next slot
-    "unconstrained_reference": True,  # also run a no-range-limit fleet for demand_change_pct
-    "siting_xyz": [],             # [x plugs, y mi, z min] (paper: [5, 15, 15]): grow the chargers by the x/y/z
-                                  # rule before the scenario's run and report stations/plugs; []: off
-    "siting_max_rounds": 10,
-}
-
-BUILTIN_MIXES = {"SR": [[1.0, 100.0]], "LR": [[1.0, 250.0]], "MR": [[0.5, 100.0], [0.5, 250.0]]}
+__all__ = ["BASE_DEFAULTS", "BASE_RULES", "BUILTIN_MIXES", "METRICS", "build_simulator", "check_scenario", "combine",
+           "expand", "grid_to_toml", "load_grid", "parse_grid", "plot_sweep", "read_done", "run_scenario", "run_sweep",
+           "scenario_key", "scenario_path", "sim_config", "write_atomic"]
 
 #: summary keys copied into the sweep table (scalars)
 METRICS = ("requests", "served", "unserved", "served_rate", "wait_mean_min", "response_time_mean_min",
@@ -106,84 +51,6 @@ METRICS = ("requests", "served", "unserved", "served_rate", "wait_mean_min", "re
            "exits_early", "triggered_idle", "triggered_opportunistic", "triggered_self_dispatch", "stranded",
            "queued_at_end", "balancing_km", "empty_km", "total_km", "u_m_mean", "u_c_mean", "plugs",
            "battery_kwh_mean", "final_soc_mean")
-
-
-# ------------------------------------------------------------------------------------------ grid
-def load_grid(path) -> dict:
-    """Read a grid TOML file; returns ``{"base", "fleet_mixes", "grid"}`` with defaults filled in."""
-    path = Path(path)
-    try:
-        raw = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"grid file {path} not found") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
-    return parse_grid(raw, str(path))
-
-
-def parse_grid(raw: dict, where: str = "grid") -> dict:
-    extra = set(raw) - {"base", "fleet_mixes", "grid"}
-    if extra:
-        raise ConfigError(f"{where}: unknown table(s) {sorted(extra)}; use [base], [fleet_mixes], [grid]")
-    base = dict(BASE_DEFAULTS)
-    for k, v in raw.get("base", {}).items():
-        if k not in BASE_DEFAULTS:
-            raise ConfigError(f"{where}: unknown [base] key {k!r}; known: {', '.join(BASE_DEFAULTS)}")
-        base[k] = v
-    mixes = {k: [list(map(float, pair)) for pair in v] for k, v in BUILTIN_MIXES.items()}
-    for k, v in raw.get("fleet_mixes", {}).items():
-        if not isinstance(v, list) or not v or not all(isinstance(p, list) and len(p) == 2 for p in v):
-            raise ConfigError(f"{where}: fleet mix {k!r} must be a list of [share, range_mi] pairs")
-        mixes[k] = [[float(a), float(b)] for a, b in v]
-    grid = {}
-    for k, v in raw.get("grid", {}).items():
-        if k not in BASE_DEFAULTS:
-            raise ConfigError(f"{where}: unknown [grid] dimension {k!r}; any [base] key may be a dimension")
-        if not isinstance(v, list) or not v:
-            raise ConfigError(f"{where}: grid dimension {k!r} must be a non-empty list")
-        grid[k] = v
-    if base["seed_mode"] not in ("per_scenario", "common"):
-        raise ConfigError(f"{where}: seed_mode must be 'per_scenario' or 'common'")
-    for name in [base["fleet_mix"], *grid.get("fleet_mix", [])]:
-        if name not in mixes:
-            raise ConfigError(f"{where}: fleet mix {name!r} is not defined; known: {', '.join(mixes)}")
-    return {"base": base, "fleet_mixes": mixes, "grid": grid}
-
-
-def grid_to_toml(grid: dict) -> str:
-    """The resolved grid (every ``[base]`` key with its value, the mixes, the dimensions) as TOML that
-    :func:`load_grid` reads back to the same scenarios.  TOML has no null: keys whose value is None are
-    left out (their default is None), except ``regions``, where None (one region per zone) is written
-    as 0, which the sweep reads the same way."""
-    base = dict(grid["base"])
-    if base.get("regions") is None:
-        base["regions"] = 0
-    tree = {"base": {k: v for k, v in base.items() if v is not None},
-            "fleet_mixes": grid["fleet_mixes"], "grid": grid["grid"]}
-    return "# drbalance sweep: the resolved grid of this results folder (drbalance sweep --grid THIS_FILE)\n" + \
-        tomli_w.dumps(tree)
-
-
-def scenario_key(params: dict) -> str:
-    """Stable 16-hex-digit key of a scenario's parameters (canonical JSON, sorted keys)."""
-    text = json.dumps(params, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def expand(grid: dict) -> list[dict]:
-    """The scenarios of a parsed grid, in product order: dicts with ``key``, ``seed``, ``params``."""
-    base, mixes, dims = grid["base"], grid["fleet_mixes"], grid["grid"]
-    names = list(dims)
-    out = []
-    for combo in itertools.product(*(dims[k] for k in names)):
-        p = {**base, **dict(zip(names, combo))}
-        p["fleet_mix_def"] = mixes[p["fleet_mix"]]
-        key = scenario_key(p)
-        seed = int(p["seed"]) if p["seed_mode"] == "common" else int(key[:8], 16)
-        out.append({"key": key, "seed": seed, "params": p, "varied": dict(zip(names, combo))})
-    if len({s["key"] for s in out}) != len(out):
-        raise ConfigError("the grid lists the same scenario twice (repeated values in a dimension)")
-    return out
 
 
 # ------------------------------------------------------------------------------------------ data
@@ -225,17 +92,7 @@ def build_simulator(params: dict, seed: int, unconstrained: bool = False, plugs=
                float(p["circuity"]))
     ctx = _context(*ctx_key)
     minutes = int(round(float(p["hours"]) * 60))
-    kpk = kwh_per_km(float(p["mi_per_kwh"]))
-    mix = fleet_mix_from_ranges(p["fleet_mix_def"], float(p["mi_per_kwh"]))
-    charging = ChargingConfig(power_kw=float(p["power_kw"]), low_soc=float(p["low_soc"]),
-                              target_soc=float(p["target_soc"]), min_range_km=float(p["min_range_mi"]) * MI_KM,
-                              idle_minutes=p["idle_minutes"] or None, opportunistic_soc=p["opportunistic_soc"] or None,
-                              opportunistic_km=float(p["opportunistic_km"]), priority=p["priority"],
-                              exit_min_soc=p["exit_min_soc"] if p["exit_min_soc"] not in (None, -1) else None, self_dispatch=bool(p["self_dispatch"]))
-    cfg = SimConfig(fleet_size=int(p["fleet"]), seed=int(seed), slot_minutes=int(p["slot_minutes"]),
-                    battery_kwh=float(np.mean([k for _, k in mix])), consumption_kwh_per_km=kpk,
-                    patience_minutes=int(p["patience_minutes"]), match_radius_km=float(p["match_radius_km"]),
-                    speed_kmh=float(p["speed_kmh"]), charging=charging, fleet_mix=mix, unconstrained=unconstrained)
+    cfg = sim_config(p, seed, unconstrained)
     total = p["plugs_total"]
     total = int(total) if total is not None else int(math.ceil(float(p["plugs_per_vehicle"]) * int(p["fleet"])))
     if not (0 <= float(p["start_hour"]) and float(p["start_hour"]) + float(p["hours"]) <= 24 and minutes > 0):
@@ -318,10 +175,7 @@ def scenario_path(out: Path, key: str) -> Path:
 
 def write_atomic(path: Path, record: dict) -> None:
     """Write JSON to ``path`` through a temporary file in the same folder and ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(record, sort_keys=True, default=str) + "\n")
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(record, sort_keys=True, default=str) + "\n")
 
 
 def read_done(out: Path, key: str) -> dict | None:
@@ -347,9 +201,9 @@ def run_sweep(grid: dict, out, workers: int = 1, scheduler: str | None = None, p
     """
     t0 = time.perf_counter()
     out = Path(out)
+    scenarios = expand(grid)   # every scenario checked before anything is written
     (out / "scenarios").mkdir(parents=True, exist_ok=True)
     write_text_atomic(out / "grid.toml", grid_to_toml(grid))
-    scenarios = expand(grid)
     done = {s["key"]: read_done(out, s["key"]) for s in scenarios}
     todo = [s for s in scenarios if done[s["key"]] is None]
     skipped = len(scenarios) - len(todo)
@@ -374,8 +228,9 @@ def run_sweep(grid: dict, out, workers: int = 1, scheduler: str | None = None, p
             else:
                 if workers < 1:
                     raise ConfigError(f"--workers must be >= 0, got {workers}")
-                cluster = LocalCluster(n_workers=int(workers), threads_per_worker=1, processes=True,
-                                       dashboard_address=None)
+                with _sigint_ignored():   # the worker processes inherit it: Ctrl-C reaches this process only
+                    cluster = LocalCluster(n_workers=int(workers), threads_per_worker=1, processes=True,
+                                           dashboard_address=None)
                 client = Client(cluster)
             try:
                 n_workers = len(client.scheduler_info()["workers"])
@@ -391,6 +246,9 @@ def run_sweep(grid: dict, out, workers: int = 1, scheduler: str | None = None, p
                     if progress:
                         progress(rec)
                 tasks_wall = time.perf_counter() - t_tasks
+            except KeyboardInterrupt:   # finished scenarios are on disk; stop the cluster without its noise
+                _close_quietly(client, cluster)
+                raise
             finally:
                 client.close()
                 if cluster is not None:
@@ -400,7 +258,8 @@ def run_sweep(grid: dict, out, workers: int = 1, scheduler: str | None = None, p
     t_comb = time.perf_counter()
     table = combine(out, scenarios)
     table_path = out / "sweep.parquet"
-    table.to_parquet(table_path, index=False)
+    with atomic_path(table_path) as tmp:
+        table.to_parquet(tmp, index=False)
     plot_path = plot_sweep(table, out / "sweep.png", list(grid["grid"]))
     return {"scenarios": len(scenarios), "computed": len(todo), "skipped": skipped,
             "seconds": time.perf_counter() - t0, "compute_seconds": compute_seconds, "workers": n_workers,
@@ -408,6 +267,47 @@ def run_sweep(grid: dict, out, workers: int = 1, scheduler: str | None = None, p
             "combine_seconds": time.perf_counter() - t_comb,
             "scheduler": scheduler or ("local" if workers else "inline"), "table": str(table_path),
             "plot": str(plot_path), "out": str(out)}
+
+
+@contextlib.contextmanager
+def _sigint_ignored():
+    """Ignore SIGINT while the Dask worker processes start: they inherit the disposition, so a Ctrl-C
+    interrupts only this process (which then closes the cluster) instead of printing a traceback from
+    every worker.  Outside the main thread (no signal handling there) this does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+#: loggers whose shutdown messages (cancelled tasks, closed streams, worker restarts) an interrupt silences
+DASK_LOGGERS = ("distributed", "distributed.nanny", "distributed.scheduler", "distributed.worker",
+                "distributed.core", "distributed.client", "distributed.comm", "distributed.batched",
+                "distributed.process", "tornado", "asyncio")
+
+
+def _silence_logs() -> None:
+    """Silence Dask's loggers in this process (run on the client and, through ``Client.run``, on
+    every worker)."""
+    for name in DASK_LOGGERS:
+        logging.getLogger(name).setLevel(logging.CRITICAL + 1)
+
+
+def _close_quietly(client, cluster) -> None:
+    """Close the client and cluster with their logging silenced, here and in the workers (the tasks
+    they drop report themselves cancelled): an interrupted sweep prints one line, not Dask's log."""
+    _silence_logs()
+    with contextlib.suppress(Exception):
+        client.run(_silence_logs)
+    with contextlib.suppress(Exception):
+        client.close(timeout=10)
+    if cluster is not None:
+        with contextlib.suppress(Exception):
+            cluster.close(timeout=10)
 
 
 def combine(out: Path, scenarios: list[dict]) -> pd.DataFrame:
@@ -441,5 +341,6 @@ def plot_sweep(table: pd.DataFrame, path: Path, dims: list[str]) -> Path:
     axes[-1].set_xticklabels(labels, rotation=70, ha="right", fontsize=7)
     axes[0].set_title(f"Sweep: {len(table)} scenarios ({', '.join(dims) or 'base only'})")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100)
     return path
