@@ -15,9 +15,11 @@ from pathlib import Path
 import numpy as np
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from drbalance.commands.common import write_json
+from drbalance.commands.common import check_outputs, naming_options, write_json
 from drbalance.errors import ConfigError, DataError
+from drbalance.io import atomic_path
 from drbalance.planning import battery_sharing as bs
+from drbalance.validation import check_int, check_number
 
 #: where ACN-Data sessions come from (named in the error when --source acn has no --acn-path)
 ACN_DOWNLOAD = "https://ev.caltech.edu/dataset"
@@ -105,20 +107,53 @@ def _needs(args):
     return None
 
 
+#: figure formats ``--plot`` accepts (matplotlib chooses the format by the suffix)
+PLOT_SUFFIXES = (".png", ".pdf", ".svg", ".jpg", ".jpeg", ".eps", ".ps", ".tif", ".tiff", ".webp")
+
+
+def _check_options(args) -> tuple[list[int], list[float]] | None:
+    """Every option and output path checked before any data is read; returns the Fig. 3 sweep's
+    ``(N values, alphas)`` when ``--plot`` or ``--sweep-csv`` asks for the sweep."""
+    check_outputs(files={"--json": args.json, "--plot": args.plot, "--sweep-csv": args.sweep_csv},
+                  folders={"--out": args.out})
+    if args.plot is not None and Path(args.plot).suffix.lower() not in PLOT_SUFFIXES:
+        raise ConfigError(f"--plot {args.plot}: the file name must end in one of {', '.join(PLOT_SUFFIXES)} "
+                          "(the figure format)")
+    check_int("--drivers", args.drivers, low=1)
+    check_number("--miles-per-kwh", args.miles_per_kwh, low=0, low_open=True)
+    check_int("--min-days", args.min_days, low=1)
+    check_number("--bin-width-kwh", args.bin_width_kwh, low=0, low_open=True)
+    if args.source == "gaussian":
+        check_number("--mean-kwh", args.mean_kwh)
+        check_number("--std-kwh", args.std_kwh, low=0, low_open=True)
+        bs.GaussianNeeds(args.drivers, args.mean_kwh, args.std_kwh)  # and the model's own rule
+    if args.plot is None and args.sweep_csv is None:
+        return None
+    n_values = _floats(args.sweep_drivers, "--sweep-drivers")
+    alphas = _floats(args.sweep_alphas, "--sweep-alphas")
+    for option, values in (("--sweep-drivers", n_values), ("--sweep-alphas", alphas)):
+        if not values:
+            raise ConfigError(f"{option} is empty; give comma-separated values")
+    n_values = [check_int("--sweep-drivers", v, low=1) for v in n_values]
+    for a in alphas:
+        check_number("--sweep-alphas", a, low=0, high=1, low_open=True, high_open=True)
+    return n_values, alphas
+
+
 def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
-    config = bs.PlanningConfig(
-        alpha=args.alpha,
-        trials=args.trials,
-        delta=args.delta,
-        eval_epsilon=args.eval_epsilon,
-        scenario_bound=args.scenario_bound,
-        method=args.method,
-        solver=args.solver,
-        seed=args.seed,
-    )
-    if args.drivers < 1:
-        raise ConfigError(f"--drivers must be >= 1; got {args.drivers}")
+    sweep_values = _check_options(args)
+    with naming_options({f: f for f in ("alpha", "trials", "delta", "eval_epsilon", "seed")}):
+        config = bs.PlanningConfig(
+            alpha=args.alpha,
+            trials=args.trials,
+            delta=args.delta,
+            eval_epsilon=args.eval_epsilon,
+            scenario_bound=args.scenario_bound,
+            method=args.method,
+            solver=args.solver,
+            seed=args.seed,
+        )
     needs = _needs(args)
     if needs is None:
         model = bs.GaussianNeeds(args.drivers, args.mean_kwh, args.std_kwh)
@@ -135,8 +170,6 @@ def run(args: argparse.Namespace) -> int:
             return bs.EmpiricalNeeds.from_daily_needs(needs, n, rng=rng, bin_width_kwh=args.bin_width_kwh)
 
     resolved = {"command": "battery", **{k: v for k, v in vars(args).items() if k != "func"}, "config": config.to_dict()}
-    if args.out is not None:
-        write_json(Path(args.out) / "battery_config.json", resolved)
 
     with _progress(not args.no_progress, config.trials, "Algorithm 1 trials") as done:
         result = bs.plan_shared_capacity(model, config, progress=done)
@@ -150,22 +183,25 @@ def run(args: argparse.Namespace) -> int:
         record["drivers_sampled"] = list(model.drivers)
         record["drivers_bootstrapped"] = args.drivers > len(needs.eligible_drivers)
 
-    if args.plot is not None or args.sweep_csv is not None:
-        n_values = [int(v) for v in _floats(args.sweep_drivers, "--sweep-drivers")]
-        alphas = _floats(args.sweep_alphas, "--sweep-alphas")
+    if sweep_values is not None:
+        n_values, alphas = sweep_values
         with _progress(not args.no_progress, len(n_values) * config.trials, "Fig. 3 sweep") as done:
             sweep = bs.reduction_sweep(factory, n_values, alphas, config, progress=done)
         stats = bs.summarise_sweep(sweep)
         record["sweep"] = stats.to_dict(orient="records")
         if args.sweep_csv is not None:
-            Path(args.sweep_csv).parent.mkdir(parents=True, exist_ok=True)
-            sweep.to_csv(args.sweep_csv, index=False)
+            with atomic_path(args.sweep_csv) as tmp:
+                sweep.to_csv(tmp, index=False)
         if args.plot is not None:
-            bs.plot_reduction(sweep, args.plot, title=f"Reduction through sharing ({args.source}, {config.trials} trials)")
+            with atomic_path(args.plot) as tmp:
+                title = f"Reduction through sharing ({args.source}, {config.trials} trials)"
+                bs.plot_reduction(sweep, tmp, title=title)
             record["plot"] = str(args.plot)
 
     record["seconds"] = time.perf_counter() - start
     record["seconds_algorithm1"] = result.seconds
+    if args.out is not None:
+        write_json(Path(args.out) / "battery_config.json", resolved)
     write_json(args.json, record)
     print(
         f"N={args.drivers} α={args.alpha}: non-shared {record['capacity_nonshared_kwh']:.1f} kWh, "

@@ -33,11 +33,13 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from threadpoolctl import threadpool_limits
 
-from drbalance.commands.common import write_json
+from drbalance.commands.common import check_outputs, naming_options, write_json
 from drbalance.config import BalancingConfig
 from drbalance.errors import ConfigError
+from drbalance.io import write_text_atomic
 from drbalance.problem import BalancingProblem
 from drbalance.synthetic import nyc_city, synthetic_city
+from drbalance.validation import check_horizon, check_int, check_number
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -64,6 +66,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    cfg_json = None if args.json is None else args.json.with_suffix(".config.json")
+    check_outputs(files={"--json": args.json, "--json (its .config.json)": cfg_json})
     summary = bench(args)
     Console().print(f"bench-solve {summary['city']} n={summary['n_regions']} K={summary['horizon']} "
                     f"{summary['mode']}: first {summary['first_step_s']:.3f} s, step median "
@@ -75,8 +79,7 @@ def run(args: argparse.Namespace) -> int:
 
 def bench(args: argparse.Namespace) -> dict:
     """Library entry behind the CLI: build the city, solve ``1 + steps`` times, summarise."""
-    if args.steps < 1:
-        raise ConfigError(f"--steps must be >= 1, got {args.steps}")
+    config = _config(args)   # every option checked before the city is built
     t0 = time.perf_counter()
     if args.city == "nyc":
         city = nyc_city(horizon=args.horizon, seed=args.seed, rank=args.rank)
@@ -87,12 +90,6 @@ def bench(args: argparse.Namespace) -> dict:
             raise ConfigError("--regions N is required for the synthetic city")
         city = synthetic_city(args.regions, horizon=args.horizon, seed=args.seed, rank=args.rank, n_days=args.days)
     setup_s = time.perf_counter() - t0
-    # the benchmark city is the per-zone prototype: chargers within 3 km, MATH.md's supply floor and
-    # queue allowance of 0 (every re-solve must be feasible without them)
-    config = BalancingConfig(mode=args.mode, horizon=args.horizon, reach_km=args.reach_km,
-                             later_reach_km=args.later_reach_km, low_battery_reach_km=min(3.0, args.reach_km),
-                             supply_floor=0.0, queue_allowance=0.0, solver=args.solver, tol=args.tol,
-                             scs_eps=args.scs_eps, accept_inaccurate=args.accept_inaccurate)
     problem = BalancingProblem(city.regions, config)
     rng = np.random.default_rng(args.seed)
     steps, solver_s, iters, objectives, statuses = [], [], [], [], []
@@ -142,5 +139,27 @@ def bench(args: argparse.Namespace) -> dict:
         write_json(args.json, summary)
         cfg = dataclasses.asdict(config)
         cfg.update({"city": args.city, "regions": city.n, "steps": args.steps, "seed": args.seed, "rank": args.rank})
-        Path(args.json).with_suffix(".config.json").write_text(json.dumps(cfg, indent=2, default=str) + "\n")
+        write_text_atomic(Path(args.json).with_suffix(".config.json"), json.dumps(cfg, indent=2, default=str) + "\n")
     return summary
+
+
+def _config(args: argparse.Namespace) -> BalancingConfig:
+    """Check every option (errors name the option) and return the problem's :class:`BalancingConfig`."""
+    check_int("--steps", args.steps, low=1)
+    check_int("--seed", args.seed, low=0)
+    check_int("--days", args.days, low=2)
+    check_int("--rank", args.rank, low=0, allow_none=True)
+    check_horizon(args.horizon, BalancingConfig().slot_minutes, "--horizon")
+    check_number("--reach-km", args.reach_km, low=0)
+    if args.city == "synthetic":
+        if args.regions is None:
+            raise ConfigError("--regions N is required for the synthetic city")
+        check_int("--regions", args.regions, low=2)
+    # the benchmark city is the per-zone prototype: chargers within 3 km, MATH.md's supply floor and
+    # queue allowance of 0 (every re-solve must be feasible without them)
+    with naming_options({"tol": "tol", "scs_eps": "scs_eps", "later_reach_km": "later_reach_km",
+                         "reach_km": "reach_km"}):
+        return BalancingConfig(mode=args.mode, horizon=args.horizon, reach_km=args.reach_km,
+                               later_reach_km=args.later_reach_km, low_battery_reach_km=min(3.0, args.reach_km),
+                               supply_floor=0.0, queue_allowance=0.0, solver=args.solver, tol=args.tol,
+                               scs_eps=args.scs_eps, accept_inaccurate=args.accept_inaccurate)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import tempfile
 from pathlib import Path
 
 from rich.console import Console
@@ -20,11 +19,14 @@ from rich.progress import Progress
 from rich.table import Table
 
 from drbalance import datasets
+from drbalance.commands.common import check_outputs, with_options
 from drbalance.commands.estimate import (add_estimate_options, config_from_args, print_report, run_estimate,
                                          write_outputs)
 from drbalance.commands.evaluate import print_comparison, run_evaluation, write_evaluation
 
 DEMO_DAYS = "2021-03-02,2021-03-03,2021-03-04,2021-03-09,2021-03-10"
+#: where the demo writes its results unless --out says otherwise (relative to the working folder)
+DEFAULT_OUT = "drbalance-demo"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -37,16 +39,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--policies", default="noop,greedy,nominal,demand_robust,dr")
     p.add_argument("--hours", type=float, default=24.0, help="replay the first H hours of each day")
     p.add_argument("--skip-evaluation", action="store_true", help="only run the estimation part")
-    p.add_argument("--out", type=Path, default=None, help="keep the outputs here (default: a temporary folder)")
+    p.add_argument("--out", type=Path, default=Path(DEFAULT_OUT),
+                   help=f"results folder: estimates/ and evaluation/ (default ./{DEFAULT_OUT}/)")
     p.add_argument("--json", type=Path, default=None, help="write the estimate summary JSON here")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     console = Console()
+    out = args.out
+    check_outputs(files={"--json": args.json}, folders={"--out": out})
     trips = datasets.nyc_green_trip_files()
     args.zones = args.zones or datasets.nyc_zone_lookup()
     base = config_from_args(args)           # the resolved study settings (defaults, --config, options)
+    # the evaluation's settings, checked now (before the estimation's minutes of work)
+    cfg = with_options(base, args, {"days": "evaluation.days", "policies": "evaluation.policies",
+                                    "hours": "evaluation.hours", "fleet": "sim.fleet_size"})
     args.robust_radius = base.estimate.robust_radius
     console.print(f"[bold]drbalance demo[/]: {len(trips)} bundled NYC green-taxi months, train {args.train}, "
                   f"held out {args.heldout}, {base.slot_minutes}-min slots, horizon {base.horizon}, "
@@ -69,19 +77,15 @@ def run(args: argparse.Namespace) -> int:
     for m, r in results.items():
         t.add_row(m, *[f"{r.coverage[q]['robust']:.3f}" for q in main.coverage])
     console.print(t)
-    out = args.out or Path(tempfile.mkdtemp(prefix="drbalance-demo-"))
     write_outputs(main, out / "estimates", args.json)
     total = sum(r.summary["seconds"] for r in results.values())
     if not args.skip_evaluation:
-        cfg = base.with_values({
-            "evaluation.days": [d.strip() for d in args.days.split(",") if d.strip()],
-            "evaluation.policies": [p.strip() for p in args.policies.split(",") if p.strip()],
-            "evaluation.hours": args.hours, "sim.fleet_size": args.fleet})
         console.print(f"[bold]Evaluation[/]: {len(cfg.evaluation.days)} held-out day(s), {cfg.sim.fleet_size} EVs, "
                       f"policies {', '.join(cfg.evaluation.policies)}")
-        ev, table = run_evaluation(trips, args.zones, cfg, console=console)
+        ev, table = run_evaluation(trips, args.zones, cfg, console=console, centroids=args.centroids)
         print_comparison(ev, table, console)
-        write_evaluation(ev, table, out / "evaluation", out / "evaluation.json")
+        write_evaluation(ev, table, out / "evaluation", None)   # evaluation.json: inside evaluation/ only
         total += ev.seconds
-    console.print(f"outputs in {out}/ ; total {total:.1f} s")
+    parts = "estimates/" + ("" if args.skip_evaluation else ", evaluation/ (evaluation.json, config.toml, ...)")
+    console.print(f"results in {out.resolve()}/ ({parts}); total {total:.1f} s")
     return 0

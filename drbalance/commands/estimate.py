@@ -3,7 +3,7 @@
 CLI contract (relied on by other tools; add options, never rename)::
 
     drbalance estimate TRIPS... [--zones CSV] --train A:B --heldout C:D --slot-minutes 15 --horizon 4
-                       --out DIR --json PATH
+                       --out DIR --json PATH [--centroids CSV]
 
 JSON keys: ``rows_read``, ``rows_accepted``, ``rows_rejected``, ``rejected_by_reason``, ``n_regions``,
 ``n_days_train``, ``n_days_heldout``, ``coverage_robust``, ``coverage_dr`` (both for *demand*; every
@@ -23,11 +23,15 @@ from rich.progress import Progress
 from rich.table import Table
 
 from data_pipeline.panels import trip_panels
-from data_pipeline.readers import read_nyc_zones, read_tlc_trips
-from drbalance.commands.common import option_values, parse_period, write_json
-from drbalance.errors import ConfigError, DataError
+from data_pipeline.readers import read_tlc_trips
+from drbalance.commands.common import (add_centroids_option, centroids_note, check_outputs, option_values,
+                                       parse_period, read_zones, require_accepted, with_options, write_json,
+                                       zone_files)
+from drbalance.errors import ConfigError
+from drbalance.io import atomic_folder
 from drbalance.study import Study
 from drbalance.study_config import StudyConfig
+from drbalance.validation import check_number
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -57,6 +61,7 @@ def add_estimate_options(p: argparse.ArgumentParser, train_required: bool = True
                    help="study configuration TOML (examples/study.toml); options given here override it")
     p.add_argument("--zones", type=Path, default=None,
                    help="TLC taxi_zone_lookup.csv (default: the one beside the first trip file)")
+    add_centroids_option(p)
     p.add_argument("--train", default=None, help="training period START:END (inclusive dates)" +
                    ("; required unless --config sets it" if train_required else ""))
     p.add_argument("--heldout", default=None, help="held-out period START:END for coverage (optional)")
@@ -87,11 +92,10 @@ def config_from_args(args: argparse.Namespace) -> StudyConfig:
     """The resolved :class:`StudyConfig`: ``--config`` file (or the defaults), then the options given."""
     if args.config is None and args.train is None:
         raise ConfigError("--train is required (or --config FILE.toml that sets evaluation.train)")
-    values = option_values(args, OPTION_KEYS)
-    if "evaluation.train" in values:
-        values["evaluation.days"] = []   # estimate replays no day; a --config file's days would be stale
+    # estimate replays no day: with --train, a --config file's days would be stale
+    extra = {"evaluation.days": []} if "evaluation.train" in option_values(args, OPTION_KEYS) else {}
     base = StudyConfig.from_toml(args.config) if args.config is not None else StudyConfig()
-    return base.with_values(values)
+    return with_options(base, args, OPTION_KEYS, extra)
 
 
 @dataclass
@@ -111,19 +115,16 @@ def run_estimate(trips: list[Path], args: argparse.Namespace, progress=None) -> 
     t0 = time.perf_counter()
     config = config_from_args(args)
     train = config.evaluation.train
-    heldout = parse_period(args.heldout, "--heldout") if args.heldout else None
+    heldout = parse_period(args.heldout, "--heldout") if args.heldout is not None else None
     if heldout and not (pd.Timestamp(heldout[0]) > pd.Timestamp(train[1])):
         raise ConfigError(f"--heldout {args.heldout} must start after the training period ends ({train[1]})")
-    zones_path = args.zones or trips[0].with_name("taxi_zone_lookup.csv")
-    if not zones_path.is_file():
-        raise DataError(f"zone lookup {zones_path} not found; pass --zones PATH/taxi_zone_lookup.csv")
-    zones = read_nyc_zones(zones_path)
+    check_number("--max-trip-minutes", args.max_trip_minutes, low=0, low_open=True)
+    zones = read_zones(trips, args.zones, getattr(args, "centroids", None))
     first, last = train[0], (heldout or train)[1]
     ing = read_tlc_trips(trips, zones, period=(first, last), max_trip_minutes=args.max_trip_minutes,
                          reject_negative_fare=not args.keep_negative_fares)
-    if ing.report.rows_accepted == 0:
-        raise DataError(f"no trip survived validation (rejects: {ing.report.by_reason}); check the periods and files")
-    study = Study.from_trips(ing.frame, zones, config)
+    require_accepted(ing.report, (first, last))
+    study = Study.from_trips(ing.frame, zones, config, rejects=ing.report.by_reason)
     est, regions, ec = study.estimates, study.regions, config.estimate
     # every accepted trip counted over the whole period (the reject report's rows end up here)
     panels = trip_panels(ing.frame, regions, first, last, config.slot_minutes, ec.holidays)
@@ -150,16 +151,22 @@ def run_estimate(trips: list[Path], args: argparse.Namespace, progress=None) -> 
         "trips_in_panels": {q: p.total() for q, p in panels.items()},
         "trips_outside_panels": {q: p.outside for q, p in panels.items()},
         "config": {**ec.to_dict(), "train": list(train), "heldout": heldout,
-                   "regions": config.evaluation.regions, "trips": [str(t) for t in trips], "zones": str(zones_path),
+                   "regions": config.evaluation.regions, "trips": [str(t) for t in trips], **zone_files(zones),
                    "max_trip_minutes": args.max_trip_minutes, "reject_negative_fare": not args.keep_negative_fares},
     }
     summary["seconds"] = time.perf_counter() - t0
     return EstimateRun(summary, ing.report, est, cov, config)
 
 
-def write_outputs(result: EstimateRun, out: Path, json_path: Path | None) -> None:
-    """Bundle + reports into ``out``; summary JSON to ``json_path``."""
-    out.mkdir(parents=True, exist_ok=True)
+def write_outputs(result: EstimateRun, folder: Path, json_path: Path | None) -> None:
+    """Bundle + reports into ``folder``; summary JSON to ``json_path``.  Every file is written to a
+    staging folder first and moved into ``folder`` when all are complete (:func:`drbalance.io.atomic_folder`)."""
+    with atomic_folder(folder) as out:
+        _write_bundle(result, out)
+    write_json(json_path, result.summary)
+
+
+def _write_bundle(result: EstimateRun, out: Path) -> None:
     result.estimates.save(out)
     result.estimates.regions.members().to_csv(out / "regions.csv", index=False)
     result.report.summary().to_csv(out / "rejects.csv", index=False)
@@ -171,7 +178,6 @@ def write_outputs(result: EstimateRun, out: Path, json_path: Path | None) -> Non
     if result.config is not None:
         result.config.to_toml(out / "config.toml")
     write_json(out / "summary.json", result.summary)
-    write_json(json_path, result.summary)
 
 
 def print_report(result: EstimateRun, console=None) -> None:
@@ -196,12 +202,15 @@ def print_report(result: EstimateRun, console=None) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    n_cells = 2 * 2 * (1440 // config_from_args(args).slot_minutes) if args.heldout else 0
+    check_outputs(files={"--json": args.json}, folders={"--out": args.out})
+    n_cells = 2 * 2 * (1440 // config_from_args(args).slot_minutes) if args.heldout is not None else 0
     with Progress(transient=True) as bar:
         task = bar.add_task("fitting sets and measuring coverage", total=n_cells or None)
         result = run_estimate(args.trips, args, progress=lambda: bar.advance(task))
     write_outputs(result, args.out, args.json)
     print_report(result)
+    if note := centroids_note(result.summary["config"]):
+        print(note)
     print(f"wrote {args.out}/ (estimates.npz, regions.csv, rejects.csv, rejected_rows.parquet, sets.parquet, "
           f"config.json, config.toml, summary.json) in {result.summary['seconds']:.1f} s")
     return 0

@@ -4,7 +4,7 @@ CLI contract (relied on by other tools; add options, never rename)::
 
     drbalance evaluate TRIPS... [--zones CSV] --train A:B --days D1,D2,... --fleet N
                        --policies noop,greedy,nominal,demand_robust,dr --seed 0 --out DIR --json PATH
-    drbalance evaluate TRIPS... --config FILE.toml [any option above overrides the file]
+    drbalance evaluate TRIPS... --config FILE.toml [any option above overrides the file] [--centroids CSV]
 
 Trains forecasts and uncertainty sets on ``--train``, replays every day of ``--days`` with each
 policy on identical requests, fleet draw and chargers, and writes: the comparison table (mean and
@@ -25,9 +25,11 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from data_pipeline.readers import read_nyc_zones, read_tlc_trips
-from drbalance.commands.common import option_values, write_json
-from drbalance.errors import ConfigError, DataError
+from data_pipeline.readers import read_tlc_trips
+from drbalance.commands.common import (add_centroids_option, centroids_note, check_outputs, read_zones,
+                                       require_accepted, with_options, write_json, zone_files)
+from drbalance.errors import ConfigError
+from drbalance.io import atomic_folder
 from drbalance.evaluation import METRICS, compare, evaluate, plot_day_profiles, policies_json
 from drbalance.study_config import StudyConfig
 
@@ -63,6 +65,7 @@ def add_evaluate_options(p: argparse.ArgumentParser, required: bool = True) -> N
                    help="study configuration TOML (e.g. examples/study.toml or a results folder's config.toml); "
                         "options given here override its values")
     p.add_argument("--zones", type=Path, default=None, help="TLC taxi_zone_lookup.csv (default: beside the trips)")
+    add_centroids_option(p)
     p.add_argument("--train", default=None, help="training period START:END (inclusive)" +
                    ("; required unless --config sets it" if required else ""))
     p.add_argument("--days", default=None, help="comma-separated evaluation days after the training period")
@@ -98,18 +101,22 @@ def config_from_args(args: argparse.Namespace) -> StudyConfig:
     if base is None and (args.train is None or args.days is None):
         raise ConfigError("--train and --days are required (or --config FILE.toml that sets "
                           "evaluation.train and evaluation.days)")
-    return (base or StudyConfig()).with_values(option_values(args, OPTION_KEYS))
+    config = with_options(base or StudyConfig(), args, OPTION_KEYS)
+    if not config.evaluation.days:
+        raise ConfigError("no evaluation day: pass --days D1,D2,... (dates after the training period), or a "
+                          "--config file whose evaluation.days lists some")
+    return config
 
 
-def run_evaluation(trip_files: list[Path], zones_path: Path | None, config, console=None):
-    """Read the trips, run :func:`drbalance.evaluation.evaluate` with a progress bar, compare."""
-    zones_path = zones_path or trip_files[0].with_name("taxi_zone_lookup.csv")
-    if not zones_path.is_file():
-        raise DataError(f"zone lookup {zones_path} not found; pass --zones PATH/taxi_zone_lookup.csv")
-    zones = read_nyc_zones(zones_path)
+def run_evaluation(trip_files: list[Path], zones_path: Path | None, config, console=None,
+                   centroids: Path | None = None):
+    """Read the trips (zones: :func:`drbalance.commands.common.read_zones`), run
+    :func:`drbalance.evaluation.evaluate` with a progress bar, compare."""
+    zones = read_zones(trip_files, zones_path, centroids)
     ev_cfg = config.evaluation
     last = max(pd.Timestamp(d) for d in ev_cfg.days)
     ing = read_tlc_trips(trip_files, zones, period=(ev_cfg.train[0], str(last.date())))
+    require_accepted(ing.report, (ev_cfg.train[0], str(last.date())))
     total = len(ev_cfg.days) * len(ev_cfg.policies)
     with Progress(console=console, transient=True) as bar:
         task = bar.add_task("replaying", total=total)
@@ -118,7 +125,7 @@ def run_evaluation(trip_files: list[Path], zones_path: Path | None, config, cons
             bar.update(task, advance=1, description=f"replayed {day} {policy}")
 
         ev = evaluate(ing.frame, zones, config, progress=step)
-    ev.extra.update(rows_read=ing.report.rows_read, rows_accepted=ing.report.rows_accepted)
+    ev.extra.update(rows_read=ing.report.rows_read, rows_accepted=ing.report.rows_accepted, **zone_files(zones))
     return ev, compare(ev)
 
 
@@ -148,29 +155,34 @@ def print_comparison(ev, table, console=None) -> None:
     console.print(t)
 
 
-def write_evaluation(ev, table, out: Path | None, json_path: Path | None) -> dict:
+def write_evaluation(ev, table, folder: Path | None, json_path: Path | None) -> dict:
+    """Tables, parquet, day profiles, the resolved configuration and ``evaluation.json`` into ``folder``
+    (None: none); the policies JSON to ``json_path`` (None: none)."""
     payload = policies_json(ev, table)
     payload.update(days=list(ev.config.evaluation.days), seconds=ev.seconds, n_regions=ev.extra.get("n_regions"),
                    config=ev.config.to_dict(), extra=ev.extra)
-    if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        table.to_csv(out / "comparison.csv", index=False)
-        ev.runs.to_parquet(out / "runs.parquet", index=False)
-        ev.slots.to_parquet(out / "slots.parquet", index=False)
-        if len(ev.steps):
-            ev.steps.assign(t=ev.steps["t"].astype(str)).to_parquet(out / "steps.parquet", index=False)
-        plot_day_profiles(ev, out)
-        write_json(out / "config.json", ev.config.to_dict())
-        ev.config.to_toml(out / "config.toml")
-        write_json(out / "evaluation.json", payload)
+    if folder is not None:
+        with atomic_folder(folder) as out:   # every file appears only once all are complete
+            table.to_csv(out / "comparison.csv", index=False)
+            ev.runs.to_parquet(out / "runs.parquet", index=False)
+            ev.slots.to_parquet(out / "slots.parquet", index=False)
+            if len(ev.steps):
+                ev.steps.assign(t=ev.steps["t"].astype(str)).to_parquet(out / "steps.parquet", index=False)
+            plot_day_profiles(ev, out)
+            write_json(out / "config.json", ev.config.to_dict())
+            ev.config.to_toml(out / "config.toml")
+            write_json(out / "evaluation.json", payload)
     write_json(json_path, payload)
     return payload
 
 
 def run(args: argparse.Namespace) -> int:
+    check_outputs(files={"--json": args.json}, folders={"--out": args.out})
     config = config_from_args(args)
-    ev, table = run_evaluation(args.trips, args.zones, config)
+    ev, table = run_evaluation(args.trips, args.zones, config, centroids=args.centroids)
     print_comparison(ev, table)
+    if note := centroids_note(ev.extra):
+        print(note)
     write_evaluation(ev, table, args.out, args.json)
     print(f"evaluated {len(config.evaluation.policies)} policies on {len(config.evaluation.days)} day(s) "
           f"in {ev.seconds:.1f} s" + (f"; results and config.toml in {args.out}/" if args.out else ""))

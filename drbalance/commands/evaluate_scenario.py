@@ -25,9 +25,11 @@ from rich.console import Console
 from rich.table import Table
 
 from data_pipeline.scenarios import read_scenario
-from drbalance.commands.common import option_values, write_json
+from drbalance.commands.common import check_outputs, naming_options, option_values, with_options, write_json
 from drbalance.errors import ConfigError
+from drbalance.io import atomic_folder
 from drbalance.scenario_eval import ScenarioEvalConfig, evaluate_scenario, scenario_compare, scenario_policies_json
+from drbalance.validation import check_number
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -89,15 +91,19 @@ def config_from_args(args: argparse.Namespace) -> ScenarioEvalConfig:
         raise ConfigError("--days N is required (or --config FILE.toml with a [scenario] table that sets days)")
     base = ScenarioEvalConfig.from_toml(args.config) if args.config is not None else ScenarioEvalConfig()
     values = option_values(args, STUDY_KEYS)
+    extra = {}
     if "balancing.low_battery_reach_km" in values and "balancing.reach_km" not in values:
         # keep low <= reach valid while the reach itself is still resolved from the scenario
-        values["balancing.reach_km"] = max(base.study.balancing.reach_km, values["balancing.low_battery_reach_km"])
+        low = check_number("--low-battery-reach-km", values["balancing.low_battery_reach_km"], low=0)
+        extra["balancing.reach_km"] = max(base.study.balancing.reach_km, low)
     changes = {flag: False for option, flag in FROM_SCENARIO.items() if getattr(args, option, None) is not None}
     for option, name in (("days", "days"), ("history_days", "history_days"), ("scale", "scale"),
                          ("window_minutes", "window_minutes")):
         if getattr(args, option, None) is not None:
             changes[name] = getattr(args, option)
-    return dataclasses.replace(base, study=base.study.with_values(values), **changes)
+    study = with_options(base.study, args, STUDY_KEYS, extra)
+    with naming_options({name: name for name in changes}):
+        return dataclasses.replace(base, study=study, **changes)
 
 
 def print_table(ev, table) -> None:
@@ -124,6 +130,7 @@ def print_table(ev, table) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_outputs(files={"--json": args.json}, folders={"--out": args.out})
     config = config_from_args(args)
     scenario = read_scenario(args.scenario)
     ev = evaluate_scenario(scenario, config)
@@ -132,13 +139,13 @@ def run(args: argparse.Namespace) -> int:
     payload = scenario_policies_json(ev, table)
     payload.update(scenario=str(args.scenario), seconds=ev.seconds, config=config.to_dict(), extra=ev.extra)
     if args.out is not None:
-        args.out.mkdir(parents=True, exist_ok=True)
-        table.to_csv(args.out / "comparison.csv", index=False)
-        ev.runs.to_parquet(args.out / "runs.parquet", index=False)
-        ev.slots.to_parquet(args.out / "slots.parquet", index=False)
-        write_json(args.out / "config.json", config.to_dict())
-        config.to_toml(args.out / "config.toml")
-        write_json(args.out / "evaluation.json", payload)
+        with atomic_folder(args.out) as out:   # every file appears only once all are complete
+            table.to_csv(out / "comparison.csv", index=False)
+            ev.runs.to_parquet(out / "runs.parquet", index=False)
+            ev.slots.to_parquet(out / "slots.parquet", index=False)
+            write_json(out / "config.json", config.to_dict())
+            config.to_toml(out / "config.toml")
+            write_json(out / "evaluation.json", payload)
     write_json(args.json, payload)
     print(f"evaluated {len(config.policies)} policies on {config.days} day(s) of {scenario.name} "
           f"in {ev.seconds:.1f} s")

@@ -18,10 +18,12 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from drbalance.commands.common import write_json
+from drbalance.commands.common import check_outputs, write_json
 from drbalance.errors import ConfigError
+from drbalance.io import atomic_path
 from drbalance.planning import hybrid_supply as hs
 from drbalance.planning.aimd import AIMDConfig, enumerated_target, run_aimd
+from drbalance.validation import check_int
 
 ACTIONS = ("table4", "table5", "table8", "aimd", "compare")
 COSTS = ("step", "linear", "exp")
@@ -75,6 +77,13 @@ def _problem1_rows(use_case, cost_name: str) -> list[dict]:
 
 
 def run(args: argparse.Namespace) -> int:
+    json_path = None if args.json is None else Path(args.json)
+    cfg_json = None if json_path is None else json_path.with_suffix(".config.json")
+    check_outputs(files={"--json": json_path, "--json (its .config.json)": cfg_json}, folders={"--plot": args.plot})
+    if args.plot and args.action not in ("table4", "table8", "aimd"):
+        raise ConfigError(f"--plot: hybrid {args.action} draws no figure (table4, table8 and aimd do); drop --plot")
+    if args.action == "aimd":
+        _aimd_options(args)
     config = {"command": "hybrid", "action": args.action, "cost": args.cost}
     if args.action in ("table4", "table8"):
         uc = hs.CAR_SHARING if args.action == "table4" else hs.CHARGE_POINTS
@@ -151,10 +160,20 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _aimd_options(args) -> list:
+    """The Table 5 scenarios ``--N`` selects; checks ``--seed`` and ``--events`` before any work."""
+    check_int("--seed", args.seed, low=0)
+    check_int("--events", args.events, low=1, allow_none=True)
+    AIMDConfig(seed=args.seed, events=args.events)
+    known = [s[0] for s in hs.TABLE5_SCENARIOS]
+    unknown = [n for n in args.N or () if n not in known]
+    if unknown:
+        raise ConfigError(f"--N {unknown[0]} is not a Table 5 population; choose among {known}")
+    return [s for s in hs.TABLE5_SCENARIOS if not args.N or s[0] in args.N]
+
+
 def _run_aimd(args) -> tuple[list[dict], list]:
-    scenarios = [s for s in hs.TABLE5_SCENARIOS if not args.N or s[0] in args.N]
-    if not scenarios:
-        raise ConfigError(f"--N must be among the Table 5 populations {[s[0] for s in hs.TABLE5_SCENARIOS]}")
+    scenarios = _aimd_options(args)
     problems = ("max", "eq") if args.problem == "both" else (args.problem,)
     rows, results = [], []
     for problem in problems:
@@ -212,7 +231,8 @@ def _plot_contours(out: Path, uc, rows: list[dict]) -> None:
     ax.set(xlabel="M (shared items)", ylabel="T (prosumers)", title=f"{uc.name}: surge QoS, N={n}, Q={q}")
     ax.legend(loc="lower left", fontsize=8, title="black: exact, blue dashed: normal approx.", title_fontsize=7)
     fig.tight_layout()
-    fig.savefig(out / f"qos_contours_{uc.name.replace(' ', '_')}.png", dpi=120)
+    with atomic_path(out / f"qos_contours_{uc.name.replace(' ', '_')}.png") as tmp:
+        fig.savefig(tmp, dpi=120)
     plt.close(fig)
 
 
@@ -244,5 +264,6 @@ def _plot_aimd(out: Path, results) -> None:
         a2.legend(fontsize=8)
         a1.set_title(f"AIMD {res.problem}: N={res.N}, M={res.M}, T={res.T}, Q̂={res.q_hat}")
         fig.tight_layout()
-        fig.savefig(out / f"aimd_{res.problem}_N{res.N}.png", dpi=110)
+        with atomic_path(out / f"aimd_{res.problem}_N{res.N}.png") as tmp:
+            fig.savefig(tmp, dpi=110)
         plt.close(fig)

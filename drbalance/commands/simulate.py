@@ -5,6 +5,7 @@ CLI contract (relied on by other tools; add options, never rename)::
     drbalance simulate TRIPS... [--zones CSV] --day YYYY-MM-DD --fleet N --policy greedy --seed 0 --json PATH
                        [--regions K] [--out DIR] [--train A:B] [--policy {noop,greedy,oracle_counts}]
                        [--config FILE.toml]   (a StudyConfig; options given override it)
+                       [--centroids CSV]
 
 JSON keys: ``requests``, ``served``, ``unserved`` (``served + unserved == requests``), ``u_m_mean``,
 ``u_c_mean``, ``balancing_km``, ``stranded``, ``seconds`` (whole command, reading included), plus the
@@ -28,13 +29,16 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-from data_pipeline.readers import read_nyc_zones, read_tlc_trips
-from drbalance.commands.common import option_values, parse_period, write_json
+from data_pipeline.readers import read_tlc_trips
+from drbalance.commands.common import (add_centroids_option, centroids_note, check_outputs, parse_period,
+                                       read_zones, require_accepted, with_options, write_json, zone_files)
 from drbalance.errors import ConfigError, DataError
+from drbalance.io import atomic_folder
 from drbalance.policies import make_policy
 from drbalance.sim import PlugSiting, Simulator
 from drbalance.study import DayReplay
 from drbalance.study_config import StudyConfig
+from drbalance.validation import check_date, check_int
 
 POLICIES = ("noop", "greedy", "oracle_counts")
 D = StudyConfig()
@@ -55,9 +59,8 @@ def config_from_args(args: argparse.Namespace, train: tuple[str, str]) -> StudyC
         raise ConfigError("--fleet N is required (or --config FILE.toml that sets sim.fleet_size)")
     values = {"evaluation.train": list(train), "evaluation.days": [], "evaluation.policies": [args.policy]
               if args.policy in ("noop", "greedy") else ["noop"]}
-    values.update(option_values(args, OPTION_KEYS))
     base = StudyConfig.from_toml(args.config) if args.config is not None else StudyConfig()
-    return base.with_values(values)
+    return with_options(base, args, OPTION_KEYS, values)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -66,6 +69,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("trips", nargs="+", type=Path, help="trip files (NYC TLC green/yellow/FHV parquet or CSV)")
     p.add_argument("--zones", type=Path, default=None,
                    help="TLC taxi_zone_lookup.csv (default: the one beside the first trip file)")
+    add_centroids_option(p)
     p.add_argument("--config", type=Path, default=None,
                    help="study configuration TOML ([sim], slot_minutes, seed, evaluation.regions/circuity/train); "
                         "options given here override it")
@@ -114,13 +118,35 @@ def _trim_sparse_start(train: tuple[str, str], trips: pd.DataFrame) -> tuple[str
     return str(days[first].date()), train[1]
 
 
+def read_plugs_table(path: Path) -> pd.DataFrame:
+    """The ``--plugs`` CSV: columns ``zone`` (TLC LocationID) and ``plugs`` (a number >= 0 per row);
+    any other content raises :class:`DataError` naming the file, the row and the fix."""
+    if not Path(path).is_file():
+        raise DataError(f"--plugs {path} not found; pass a CSV file with columns zone,plugs")
+    try:
+        table = pd.read_csv(path)
+    except Exception as exc:  # pandas raises several types (EmptyDataError, ParserError, UnicodeDecodeError)
+        raise DataError(f"--plugs {path}: not a readable CSV file ({type(exc).__name__}: {exc}); "
+                        "expected columns zone,plugs") from None
+    if not {"zone", "plugs"} <= set(table.columns):
+        raise DataError(f"{path}: needs columns zone,plugs; found {list(table.columns)}")
+    if table.empty:
+        raise DataError(f"--plugs {path} has no rows; list zone,plugs per charger zone")
+    for col in ("zone", "plugs"):
+        values = pd.to_numeric(table[col], errors="coerce").to_numpy(float)
+        bad = ~np.isfinite(values) | (values < 0) | ((values != np.round(values)) if col == "zone" else False)
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise DataError(f"--plugs {path}: row {i + 1} has {col} {table[col].iloc[i]!r}; "
+                            f"{col} must be {'a zone number (LocationID)' if col == 'zone' else 'a number >= 0'}")
+        table[col] = values.astype(np.int64) if col == "zone" else values
+    return table
+
+
 def simulate_day(args: argparse.Namespace) -> tuple[dict, object]:
     """Library entry behind the CLI; returns (summary dict, SimResult)."""
     t0 = time.perf_counter()
-    try:
-        day = pd.Timestamp(args.day).normalize()
-    except ValueError as exc:
-        raise ConfigError(f"--day: cannot parse {args.day!r} ({exc}); use YYYY-MM-DD") from exc
+    day = pd.Timestamp(check_date("--day", args.day))
     explicit_train = args.train is not None
     if explicit_train:
         train = parse_period(args.train, "--train")
@@ -136,11 +162,12 @@ def simulate_day(args: argparse.Namespace) -> tuple[dict, object]:
         raise ConfigError(f"--hours must be a whole number of {study_cfg.slot_minutes}-min slots, got {ev.hours:g}")
     minutes = ev.minutes
     config = study_cfg.sim
-    zones_path = args.zones or args.trips[0].with_name("taxi_zone_lookup.csv")
-    if not zones_path.is_file():
-        raise DataError(f"zone lookup {zones_path} not found; pass --zones PATH/taxi_zone_lookup.csv")
-    zones = read_nyc_zones(zones_path)
+    check_int("--plugs-total", args.plugs_total, low=1, allow_none=True)
+    siting = PlugSiting(total=args.plugs_total, per_vehicle=ev.plugs_per_vehicle)
+    plug_table = read_plugs_table(args.plugs) if args.plugs is not None else None
+    zones = read_zones(args.trips, args.zones, getattr(args, "centroids", None))
     ing = read_tlc_trips(args.trips, zones, period=(train[0], str(day.date())))
+    require_accepted(ing.report, (train[0], str(day.date())))
     frame = ing.frame
     if not explicit_train:
         before = frame[frame["pickup_time"] < day]
@@ -148,7 +175,7 @@ def simulate_day(args: argparse.Namespace) -> tuple[dict, object]:
         study_cfg = study_cfg.with_values({"evaluation.train": list(train)})  # config.toml re-runs it as is
     ev = study_cfg.evaluation
     replay = DayReplay.from_trips(frame, zones, day, train, regions=ev.regions, seed=study_cfg.seed,
-                                  circuity=ev.circuity)
+                                  circuity=ev.circuity, rejects=ing.report.by_reason)
     regions, circuity = replay.regions, replay.circuity
     weights_source = "training_days" if replay.weights is not None else "simulated_day"
     estimates = None
@@ -158,21 +185,18 @@ def simulate_day(args: argparse.Namespace) -> tuple[dict, object]:
         except DataError as exc:
             raise DataError(f"policy greedy: {exc}; pass --train A:B inside the files' period") from None
     plugs = None
-    if args.plugs is not None:
-        table = pd.read_csv(args.plugs)
-        if not {"zone", "plugs"} <= set(table.columns):
-            raise DataError(f"{args.plugs}: needs columns zone,plugs; found {list(table.columns)}")
+    if plug_table is not None:
+        table = plug_table
         pos = regions.region_of(table["zone"].to_numpy())
         if (pos < 0).any():
             raise DataError(f"{args.plugs}: zones {table['zone'][pos < 0].tolist()[:5]} are in no region")
         plugs = np.bincount(pos, weights=table["plugs"].to_numpy(float), minlength=regions.n)
         weights_source = "plugs_csv"
-    sim = Simulator.from_trips(replay.day_trips, regions, day, config, plugs=plugs,
-                               siting=PlugSiting(total=args.plugs_total, per_vehicle=ev.plugs_per_vehicle),
+    sim = Simulator.from_trips(replay.day_trips, regions, day, config, plugs=plugs, siting=siting,
                                siting_weights=replay.weights, zones=zones, minutes=minutes)
     policy = make_policy(args.policy, sim, estimates)
     result = sim.run(policy)
-    resolved = {**result.config, "trips": [str(t) for t in args.trips], "zones": str(zones_path), "day": str(day.date()),
+    resolved = {**result.config, "trips": [str(t) for t in args.trips], **zone_files(zones), "day": str(day.date()),
                 "train": list(train), "regions_requested": ev.regions, "circuity": circuity,
                 "plugs_source": weights_source, "plugs_total": int(sim.plugs.sum()), "hours": ev.hours}
     result.config = resolved
@@ -184,13 +208,15 @@ def simulate_day(args: argparse.Namespace) -> tuple[dict, object]:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_outputs(files={"--json": args.json}, folders={"--out": args.out})
     summary, result = simulate_day(args)
     if args.out is not None:
-        result.to_parquet(args.out)
-        result.plot(args.out)
-        write_json(args.out / "config.json", summary["config"])
-        StudyConfig.from_dict(summary["study_config"]).to_toml(args.out / "config.toml")
-        write_json(args.out / "summary.json", summary)
+        with atomic_folder(args.out) as out:   # every file appears only once all are complete
+            result.to_parquet(out)
+            result.plot(out)
+            write_json(out / "config.json", summary["config"])
+            StudyConfig.from_dict(summary["study_config"]).to_toml(out / "config.toml")
+            write_json(out / "summary.json", summary)
     write_json(args.json, summary)
     t = Table(title=f"simulate {summary['day']}: {summary['vehicles']} EVs, {summary['n_regions']} regions, "
                     f"policy {summary['policy']}")
@@ -203,6 +229,8 @@ def run(args: argparse.Namespace) -> int:
         v = summary[key]
         t.add_row(key, f"{v:,.3f}" if isinstance(v, float) else f"{v:,}")
     Console().print(t)
+    if note := centroids_note(summary["config"]):
+        print(note)
     if args.out is not None:
         print(f"wrote {args.out}/ (slots, region_slots, events, requests parquet; fairness.png, served_rate.png, "
               "fleet_state.png; config.json, config.toml, summary.json)")

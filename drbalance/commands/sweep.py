@@ -15,11 +15,12 @@ computed scenarios), ``workers``, ``scheduler``, ``table`` (DIR/sweep.parquet), 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import time
 from pathlib import Path
 
-from drbalance.commands.common import write_json
+from drbalance.commands.common import check_outputs, write_json
 from drbalance.distributed import expand, load_grid, run_sweep
 from drbalance.errors import ConfigError
 
@@ -33,13 +34,22 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="Dask LocalCluster worker processes (1 thread each); 0: run in this process")
     p.add_argument("--scheduler", default=None, help="address of an existing Dask scheduler (tcp://host:8786)")
     p.add_argument("--json", type=Path, default=None, help="write the run summary JSON here")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, interrupted=interrupted)
+
+
+def interrupted(args: argparse.Namespace) -> str:
+    """What an interrupted sweep leaves (the one line :func:`drbalance.cli.main` prints on Ctrl-C)."""
+    return (f"finished scenarios are kept under {args.out}/scenarios; run the same command again to resume "
+            "(finished scenarios are not recomputed)")
 
 
 def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
+    check_outputs(files={"--json": args.json}, folders={"--out": args.out})
     if args.workers < 0:
         raise ConfigError(f"--workers must be >= 0, got {args.workers}")
+    if args.scheduler is not None and not re.fullmatch(r"([a-z]+://)?[^\s:/]+(:\d+)?", args.scheduler):
+        raise ConfigError(f"--scheduler {args.scheduler!r} is not a scheduler address; use e.g. tcp://host:8786")
     grid = load_grid(args.grid)
     n = len(expand(grid))
     count = {"i": 0}
