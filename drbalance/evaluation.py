@@ -51,18 +51,20 @@ class Evaluation:
     extra: dict = field(default_factory=dict)
 
 
-def evaluate(trips: pd.DataFrame, zones: pd.DataFrame, config: StudyConfig, progress=None) -> Evaluation:
+def evaluate(trips: pd.DataFrame, zones: pd.DataFrame, config: StudyConfig, progress=None, *,
+             rejects: dict | None = None) -> Evaluation:
     """Train on ``config.evaluation.train`` and replay ``config.evaluation.days`` under its policies.
 
     ``trips`` is a validated canonical trips frame covering the training period and the days;
     ``zones`` the canonical zone frame.  The study (regions, estimates, chargers) is built once with
     :class:`drbalance.study.Study`; every policy of a day replays the same requests, fleet draw and
-    chargers.  ``progress(day, policy)`` is called after each replay.
+    chargers.  ``progress(day, policy)`` is called after each replay; ``rejects`` (the reader's rows
+    rejected by reason) is quoted in the errors of a period without accepted trips.
     """
     t0 = time.perf_counter()
     if not config.evaluation.days:
         raise ConfigError("evaluation.days is empty: give the held-out days to replay (--days D1,D2,...)")
-    study = Study.from_trips(trips, zones, config)
+    study = Study.from_trips(trips, zones, config, rejects=rejects)
     runs, slot_frames, step_frames = [], [], []
     sim = None
     for day_s in config.evaluation.days:

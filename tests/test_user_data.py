@@ -190,3 +190,13 @@ def test_describe_rejects():
         "all 1,234 rows rejected: zone_without_location 1,200, negative_fare 34"
     assert describe_rejects({"outside_period": 5}, 10) == "5 of 10 rows rejected: outside_period 5"
     assert describe_rejects({"outside_period": 0}) == "" and describe_rejects(None) == ""
+
+
+def test_evaluate_with_an_empty_training_period_quotes_the_rejects(user_folder, capsys):
+    """Training dates outside the files: evaluate's error names the period and the reject breakdown
+    (here every row lies outside the requested period)."""
+    rc = main(["evaluate", *_trips(user_folder), "--train", "2020-01-01:2020-01-31", "--days", "2021-03-02",
+               "--fleet", "20", "--policies", "noop"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 1 and len(err.splitlines()) == 1
+    assert "training period 2020-01-01..2020-01-31" in err and "outside_period" in err

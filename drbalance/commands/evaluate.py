@@ -124,7 +124,7 @@ def run_evaluation(trip_files: list[Path], zones_path: Path | None, config, cons
         def step(day, policy):
             bar.update(task, advance=1, description=f"replayed {day} {policy}")
 
-        ev = evaluate(ing.frame, zones, config, progress=step)
+        ev = evaluate(ing.frame, zones, config, progress=step, rejects=ing.report.by_reason)
     ev.extra.update(rows_read=ing.report.rows_read, rows_accepted=ing.report.rows_accepted, **zone_files(zones))
     return ev, compare(ev)
 
