@@ -11,6 +11,9 @@ Sources (one module each)
   :func:`read_acn_sessions`, times in the site's local time (:data:`ACN_TIMEZONE_RULE`).
 * :mod:`~data_pipeline.readers.charging`: CHARGED Melbourne hourly charging volumes per station
   (:func:`read_melbourne_charging`) and ST-EVCDP Shenzhen charging zones (:func:`read_shenzhen_zones`).
+* :mod:`~data_pipeline.readers.streaming`: the same trip files read in record batches and counted
+  into per-zone panels with bounded memory: :func:`count_tlc_trips` -> :class:`TripCounts`
+  (``.panels(regions, first, last)``, ``.report``); duplicate memory in :mod:`~data_pipeline.readers.dedup`.
 * :mod:`~data_pipeline.readers.common`: :class:`Ingested` and the file-reading helpers they share.
 
 Canonical trips frame (one row per accepted trip)::
@@ -27,18 +30,22 @@ from data_pipeline.readers.charging import ChargingVolumes, ShenzhenZones, read_
 from data_pipeline.readers.common import Ingested, pick_file, read_table, table_columns, to_datetime, to_float
 from data_pipeline.readers.trips import (
     TLC_FORMATS,
+    TripChecks,
     TripColumns,
     canonical_trips,
+    check_trips,
     detect_tlc_format,
     read_tlc_trips,
     read_trips,
     validate_trips,
 )
+from data_pipeline.readers.streaming import DEFAULT_BATCH_ROWS, TripCounts, count_tlc_trips, iter_table_batches
 from data_pipeline.readers.zones import read_nyc_zones, read_zone_table
 from data_pipeline.units import KM_PER_MILE
 
 __all__ = [
-    "ACN_SITE_TIMEZONE", "ACN_TIMEZONE_RULE", "ACN_TIME_FORMAT", "ChargingVolumes", "Ingested", "KM_PER_MILE",
+    "ACN_SITE_TIMEZONE", "DEFAULT_BATCH_ROWS", "TripChecks", "TripCounts", "check_trips", "count_tlc_trips",
+    "iter_table_batches", "ACN_TIMEZONE_RULE", "ACN_TIME_FORMAT", "ChargingVolumes", "Ingested", "KM_PER_MILE",
     "ShenzhenZones", "TLC_FORMATS", "TripColumns", "canonical_trips", "detect_tlc_format", "pick_file",
     "read_acn_sessions", "read_melbourne_charging", "read_nyc_zones", "read_shenzhen_zones", "read_table",
     "read_tlc_trips", "read_trips", "read_zone_table", "table_columns", "to_datetime", "to_float",

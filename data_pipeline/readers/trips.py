@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, NamedTuple, Sequence
 
 import numpy as np
 import pandas as pd
@@ -155,11 +155,34 @@ def canonical_trips(raw: pd.DataFrame, spec: TripColumns, source: str) -> pd.Dat
     })
 
 
-def validate_trips(trips: pd.DataFrame, zones: pd.DataFrame, period: tuple[str, str] | None = None,
-                   max_trip_minutes: float = 360.0, reject_negative_fare: bool = True) -> Ingested:
-    """Check a frame in canonical layout (plus ``fare``, ``has_distance``) row by row.
+class TripChecks(NamedTuple):
+    """Per-row results of the trip checks (every array has shape ``(n_rows,)``).
 
-    Each row gets the first applicable reason of :data:`TRIP_REJECT_REASONS`, in that order.
+    ``code``: 0 = accepted, else 1 + position of the first failing reason in
+    :data:`TRIP_REJECT_REASONS` (duplicates not yet marked); ``pu_code``/``do_code``: position of the
+    zone in ``zones.index`` (-1 unknown, -2 missing); ``pu_t``/``do_t``: ``datetime64[ns]``;
+    ``dur_min``: minutes (NaN without both times); ``dist``: km.
+    """
+
+    code: np.ndarray
+    pu_code: np.ndarray
+    do_code: np.ndarray
+    pu_t: np.ndarray
+    do_t: np.ndarray
+    dur_min: np.ndarray
+    dist: np.ndarray
+
+
+#: Reject reasons in the order of :func:`check_trips`'s codes (``duplicate`` last, marked separately).
+REASON_NAMES = list(TRIP_REJECT_REASONS)
+
+
+def check_trips(trips: pd.DataFrame, zones: pd.DataFrame, period: tuple[str, str] | None = None,
+                max_trip_minutes: float = 360.0, reject_negative_fare: bool = True) -> TripChecks:
+    """Every check of :func:`validate_trips` but the duplicate one, row by row (no frame is built).
+
+    Shared by the in-memory reader and the streamed one (:mod:`data_pipeline.readers.streaming`), so
+    the rules live in one place.
     """
     n = len(trips)
     pu_t = trips["pickup_time"].to_numpy(dtype="datetime64[ns]")
@@ -201,7 +224,20 @@ def validate_trips(trips: pd.DataFrame, zones: pd.DataFrame, period: tuple[str, 
         ("dropoff_not_after_pickup", not_after), ("duration_too_long", too_long),
         ("non_finite_distance", nonfinite), ("negative_distance", negative), ("negative_fare", neg_fare),
     ]
-    code = classify(conditions, n)
+    assert [c[0] for c in conditions] + ["duplicate"] == REASON_NAMES, "reason table and checks out of sync"
+    return TripChecks(classify(conditions, n), pu_code, do_code, pu_t, do_t, dur_min, dist)
+
+
+def validate_trips(trips: pd.DataFrame, zones: pd.DataFrame, period: tuple[str, str] | None = None,
+                   max_trip_minutes: float = 360.0, reject_negative_fare: bool = True) -> Ingested:
+    """Check a frame in canonical layout (plus ``fare``, ``has_distance``) row by row.
+
+    Each row gets the first applicable reason of :data:`TRIP_REJECT_REASONS`, in that order.
+    """
+    n = len(trips)
+    chk = check_trips(trips, zones, period, max_trip_minutes, reject_negative_fare)
+    code, pu_code, do_code, pu_t, do_t, dur_min, dist = chk
+    zone_index = zones.index
     # Duplicates among rows that passed every other check (the first occurrence is kept).
     ok = np.flatnonzero(code == 0)
     if len(ok):
@@ -210,9 +246,8 @@ def validate_trips(trips: pd.DataFrame, zones: pd.DataFrame, period: tuple[str, 
                             "d": do_code[ok],
                             "e": np.where(np.isfinite(dist[ok]), dist[ok], -1.0)})
         dup = key.duplicated(keep="first").to_numpy()
-        code[ok[dup]] = len(conditions) + 1
-    reason_names = [c[0] for c in conditions] + ["duplicate"]
-    assert reason_names == list(TRIP_REJECT_REASONS), "reason table and checks out of sync"
+        code[ok[dup]] = len(REASON_NAMES)
+    reason_names = REASON_NAMES
 
     # one category per file: building frames from 225k Python strings cost ~36 ms (pandas 3)
     sources = (trips["source"].astype("category") if "source" in trips
