@@ -25,7 +25,8 @@ from threadpoolctl import threadpool_limits
 from data_pipeline.forecast import FORECASTERS, make_forecaster
 from data_pipeline.panels import Panel, day_types
 from data_pipeline.regions import RegionMap
-from data_pipeline.uncertainty import EllipsoidEstimator, UncertaintySet
+from data_pipeline.trip_model import TripModel
+from data_pipeline.uncertainty import EllipsoidEstimator, UncertaintySet, WindowMoments, window_moments
 from drbalance.errors import ConfigError, DataError
 from drbalance.validation import check_choice, check_horizon, check_int, check_number, check_slot_minutes
 
@@ -83,6 +84,8 @@ class Estimates:
     train : dict quantity -> training :class:`Panel`.
     forecasters : dict quantity -> fitted forecaster.
     residuals : dict quantity -> (n_train_days * n_slots, n) residual series (actual - forecast).
+    trip_model : :class:`data_pipeline.trip_model.TripModel` of the training trips (timing share and
+        trip mobility for model v2), or None when fitted from panels alone (see :meth:`with_trip_model`).
     """
 
     config: EstimateConfig
@@ -90,7 +93,9 @@ class Estimates:
     train: dict[str, Panel]
     forecasters: dict = field(default_factory=dict)
     residuals: dict[str, np.ndarray] = field(default_factory=dict)
+    trip_model: TripModel | None = None
     _cache: dict = field(default_factory=dict, repr=False)
+    _moments: dict = field(default_factory=dict, repr=False)
 
     @classmethod
     def fit(cls, panels: dict[str, Panel], regions: RegionMap, config: EstimateConfig = EstimateConfig()) -> "Estimates":
@@ -192,6 +197,45 @@ class Estimates:
         f = self.forecast_window(quantity, day, start_slot).ravel()
         return dataclasses.replace(r, mean=r.mean + f), dataclasses.replace(m, mean=m.mean + f)
 
+    def with_trip_model(self, trips: pd.DataFrame) -> "Estimates":
+        """Attach the :class:`TripModel` of ``trips`` (the training trips only: no look-ahead) and return self."""
+        self.trip_model = TripModel.fit(trips, self.regions, self.config.slot_minutes)
+        return self
+
+    def residual_moments(self, quantity: str, day_type: str, start_slot: int) -> WindowMoments:
+        """Moments of the residual window for ``(day_type, start_slot)`` (zero forecast; cached, seeded)."""
+        key = (quantity, day_type, int(start_slot))
+        if key not in self._moments:
+            p = self._quantity(quantity)
+            starts = self.window_index(p.days, p.day_type, day_type, start_slot, p.n_days)
+            if len(starts) < 2:
+                raise DataError(f"{quantity}: only {len(starts)} training window(s) of type {day_type!r} start at "
+                                f"slot {start_slot}; need >= 2 (lengthen the training period)")
+            c = self.config
+            seed = np.random.SeedSequence([c.random_state, self.quantities.index(quantity),
+                                           0 if day_type == "weekday" else 1, int(start_slot), 1])
+            self._moments[key] = window_moments(self._windows(self.residuals[quantity], starts), 1 - c.delta,
+                                                c.n_bootstrap, int(np.random.default_rng(seed).integers(2**32)))
+        return self._moments[key]
+
+    def moments_for(self, quantity: str, date, start_slot: int) -> WindowMoments:
+        """:class:`WindowMoments` of ``quantity`` for the window starting at ``start_slot`` on ``date``
+        (centre = forecast + mean residual, the sets' centre; scenarios = forecast + training residual windows)."""
+        day = pd.Timestamp(date).normalize()
+        tau = day_types(pd.DatetimeIndex([day]), self.config.holidays)[0]
+        return self.residual_moments(quantity, tau, start_slot).shifted(
+            self.forecast_window(quantity, day, start_slot).ravel())
+
+    def cross_covariance(self, a: str, b: str, date, start_slot: int) -> np.ndarray:
+        """(K n,) per-component covariance of the residual windows of ``a`` and ``b`` (same training days)."""
+        day = pd.Timestamp(date).normalize()
+        tau = day_types(pd.DatetimeIndex([day]), self.config.holidays)[0]
+        ma, mb = self.residual_moments(a, tau, start_slot), self.residual_moments(b, tau, start_slot)
+        Xa, Xb = ma.scenarios - ma.mean, mb.scenarios - mb.mean
+        if Xa.shape != Xb.shape:
+            raise DataError(f"{a} and {b} have different training windows; fit them on the same days")
+        return (Xa * Xb).sum(axis=0) / (len(Xa) - 1)
+
     def set_table(self) -> pd.DataFrame:
         """One row per cached set: quantity, day_type, start_slot, dim, rank, shrinkage, radii."""
         rows = [{"quantity": q, "day_type": t, "start_slot": s, "dim": r.dim, "rank": r.rank, "shrinkage": sh,
@@ -266,6 +310,8 @@ class Estimates:
         arrays["day_type"] = first.day_type.astype(str)
         arrays["config"] = np.array(json.dumps(self.config.to_dict()))
         arrays["quantities"] = np.array(self.quantities)
+        if self.trip_model is not None:
+            arrays.update({f"trip.{k}": v for k, v in self.trip_model.to_arrays().items()})
         path = folder / BUNDLE_FILE
         np.savez_compressed(path, **arrays)
         return path
@@ -284,4 +330,8 @@ class Estimates:
             types = z["day_type"].astype(object)
             panels = {str(q): Panel(z[f"panel.{q}"], days, config.slot_minutes, regions.region_ids, str(q), types)
                       for q in z["quantities"]}
-        return cls.fit(panels, regions, config)
+            trip = {k[len("trip."):]: z[k] for k in z.files if k.startswith("trip.")}
+        est = cls.fit(panels, regions, config)
+        if trip:
+            est.trip_model = TripModel.from_arrays(trip)
+        return est

@@ -109,6 +109,69 @@ class UncertaintySet:
         return self.mean - half, self.mean + half
 
 
+@dataclass(frozen=True)
+class WindowMoments:
+    """Per-component moments of a forecast window (model v2, MATH.md 1.1), dimension ``d = K n`` slot-major.
+
+    Attributes
+    ----------
+    mean : (d,) centre (forecast + mean training residual: the same centre as the sets).
+    variance : (d,) day-to-day variance of the quantity (sample variance of the training residual windows).
+    halfwidth : (d,) simultaneous half-width ``δ`` of the mean: ``q σ / sqrt(N)`` with ``q`` the ``1 - level``
+        quantile of the bootstrap max-statistic ``max_c |mean*_c - mean_c| / se_c`` (every component inside
+        its interval at once with probability ``1 - level``), not the bounding box of the joint ellipsoid.
+    scenarios : (N, d) the training days' windows moved to the target window (forecast + residual), for
+        sample-average approximation.
+    level : the confidence ``1 - δ`` of the half-widths.
+    """
+
+    mean: np.ndarray
+    variance: np.ndarray
+    halfwidth: np.ndarray
+    scenarios: np.ndarray
+    level: float
+
+    def __post_init__(self) -> None:
+        d = np.asarray(self.mean).shape[0]
+        for name in ("variance", "halfwidth"):
+            a = np.asarray(getattr(self, name), float)
+            if a.shape != (d,) or not np.isfinite(a).all() or (a < 0).any():
+                raise DataError(f"moments: {name} must be a finite non-negative ({d},) array")
+        if np.asarray(self.scenarios).ndim != 2 or np.asarray(self.scenarios).shape[1] != d:
+            raise DataError(f"moments: scenarios must have shape (N, {d})")
+
+    @property
+    def dim(self) -> int:
+        return self.mean.shape[0]
+
+    def shifted(self, forecast: np.ndarray) -> "WindowMoments":
+        """The same moments with ``forecast`` (d,) added to the centre and the scenarios."""
+        f = np.asarray(forecast, float)
+        return WindowMoments(self.mean + f, self.variance, self.halfwidth, self.scenarios + f[None, :], self.level)
+
+
+def window_moments(residuals: np.ndarray, level: float, n_bootstrap: int, random_state: int) -> WindowMoments:
+    """Moments of residual windows ``residuals`` (N days, d) around a zero forecast (see :class:`WindowMoments`).
+
+    The half-width uses a seeded bootstrap of the days (``n_bootstrap`` resamples).  Raises DataError
+    with fewer than 2 days.
+    """
+    X = np.asarray(residuals, float)
+    if X.ndim != 2 or X.shape[0] < 2:
+        raise DataError(f"moments need at least 2 days of history, got shape {X.shape}")
+    m = X.shape[0]
+    mean = X.mean(axis=0)
+    var = X.var(axis=0, ddof=1)
+    se = np.sqrt(var / m)
+    rng = np.random.default_rng(random_state)
+    W = rng.multinomial(m, np.full(m, 1.0 / m), size=n_bootstrap) / m
+    diffs = np.abs(W @ (X - mean))                        # (B, d)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.where(se > 0, diffs / np.where(se > 0, se, 1.0), 0.0)
+    q = float(np.quantile(z.max(axis=1), level)) if z.size else 0.0
+    return WindowMoments(mean, var, q * se, X, level)
+
+
 class EllipsoidEstimator:
     """Build the robust and the DR mean set from ``m`` samples of a ``d``-vector.
 

@@ -16,9 +16,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from drbalance.errors import ConfigError
-from drbalance.validation import check_bool, check_choice, check_horizon, check_number, check_slot_minutes
+from drbalance.validation import check_bool, check_choice, check_horizon, check_int, check_number, check_slot_minutes
 
-MODES = ("nominal", "demand_robust", "dr")
+MODES = ("nominal", "saa", "demand_robust", "dr")
+OBJECTIVES = ("shortfall", "ratio")
 SOLVERS = ("clarabel", "scs", "mosek", "auto")
 BACKENDS = ("conic", "cvxpy")
 
@@ -29,8 +30,24 @@ class BalancingConfig:
 
     Attributes
     ----------
-    mode : ``"nominal"``, ``"demand_robust"`` or ``"dr"`` (default): which objective the problem and the
-        :class:`drbalance.controller.Controller` solve.
+    objective : ``"shortfall"`` (default; model v2, MATH.md 1.1: km + λ x expected unserved requests +
+        expected charging queue, in km, see :mod:`drbalance.problem_shortfall`) or ``"ratio"`` (the IROS 2020
+        model ``r / (S + s)^α`` with the 1.1 fixes: timing share, per-mode normalisation, supply at its
+        simultaneous lower bound; for reproducing the paper).
+    mode : ``"nominal"`` (deterministic twin), ``"saa"`` (sample-average approximation over the training
+        days' windows; shortfall only), ``"demand_robust"`` (the paper's robust baseline) or ``"dr"``
+        (default): how uncertainty enters the objective.
+    lost_request_km : ``λ``, km of empty driving worth one lost request (shortfall; default 5.0).
+    charge_queue_km : km worth one EV-slot waiting for a plug (shortfall; default 2.0).
+    elastic_km : price per vehicle of the elastic state-driven limits (low-battery EVs with no reachable
+        plug, plugs over capacity), km (default 1000): large, so they are used only when nothing else works,
+        and reported per decision.
+    chance_epsilon : ``ε`` of the plug chance constraint ``P(a <= F) >= 1 - ε`` (default 0.1).
+    speed_kmh : empty driving speed (default 20, the simulator's): a move longer than the slot arrives
+        in a later slot.
+    patience_minutes : minutes a request waits (default 10, the simulator's); sets the timing share.
+    timing_share : ``θ`` as a number in [0, 1], or None (default) to use the estimates' trip timing
+        (the uniform-timing value ``1 - (Δ - patience)² / (2Δ²)`` when they have none).
     horizon : slots ``K`` (default 4).
     slot_minutes : slot length ``Δ`` in minutes (default 15; 5..60 dividing a day).
     reach_km : vacant-EV reachability radius ``w_max`` in km (default 10: the demand-weighted regions of
@@ -62,6 +79,7 @@ class BalancingConfig:
     accept_inaccurate : accept "almost solved" results (status ``optimal_inaccurate``) instead of raising.
     """
 
+    objective: str = "shortfall"
     mode: str = "dr"
     horizon: int = 4
     slot_minutes: int = 15
@@ -80,9 +98,26 @@ class BalancingConfig:
     tol: float = 1e-7
     scs_eps: float = 1e-6
     accept_inaccurate: bool = False
+    lost_request_km: float = 5.0
+    charge_queue_km: float = 2.0
+    elastic_km: float = 1000.0
+    chance_epsilon: float = 0.1
+    speed_kmh: float = 20.0
+    patience_minutes: int = 10
+    timing_share: float | None = None
 
     def __post_init__(self) -> None:
+        check_choice("objective", self.objective, OBJECTIVES)
         check_choice("mode", self.mode, MODES)
+        if self.mode == "saa" and self.objective == "ratio":
+            raise ConfigError("mode 'saa' needs objective 'shortfall' (the ratio model has no scenario form)")
+        check_number("lost_request_km", self.lost_request_km, low=0)
+        check_number("charge_queue_km", self.charge_queue_km, low=0)
+        check_number("elastic_km", self.elastic_km, low=0, low_open=True)
+        check_number("chance_epsilon", self.chance_epsilon, low=0, high=1, low_open=True, high_open=True)
+        check_number("speed_kmh", self.speed_kmh, low=0, low_open=True)
+        check_int("patience_minutes", self.patience_minutes, low=0)
+        check_number("timing_share", self.timing_share, low=0, high=1, allow_none=True)
         check_slot_minutes(self.slot_minutes)
         check_horizon(self.horizon, self.slot_minutes)
         check_number("reach_km", self.reach_km, low=0)
@@ -103,6 +138,11 @@ class BalancingConfig:
         check_number("tol", self.tol, low=0, high=1e-2, low_open=True, high_open=True)
         check_number("scs_eps", self.scs_eps, low=0, high=1e-1, low_open=True, high_open=True)
         check_bool("accept_inaccurate", self.accept_inaccurate)
+
+    def uniform_timing_share(self) -> float:
+        """``θ`` when pick-ups and drop-offs are uniform inside the slot: ``1 - (Δ - p)^2 / (2 Δ^2)`` (p < Δ)."""
+        d, p = float(self.slot_minutes), float(self.patience_minutes)
+        return 1.0 if p >= d else 1.0 - (d - p) ** 2 / (2 * d * d)
 
     @property
     def reach(self) -> float:
@@ -127,8 +167,8 @@ class ControllerConfig:
     step_budget_s : wall-clock budget of one decision (s); a solve that takes longer is treated as a
         timeout (its plan arrives too late to be used) and the fallback answers instead.
     use_previous : try the previous plan's slot-2 moves before the fallback policy.
-    radius_scale : multiplies the radius γ of every uncertainty set (1 = as estimated; 0 = nominal
-        data in a robust mode), for radius sweeps.
+    radius_scale : multiplies the radius γ of every uncertainty set and model v2's mean half-widths ``δ``
+        (1 = as estimated; 0 = no mean ambiguity; model v2's ``dr`` keeps the variance ``σ²``), for radius sweeps.
     """
 
     step_budget_s: float = 30.0

@@ -71,7 +71,11 @@ class Controller:
             if q not in est.quantities:
                 raise DataError(f"the controller needs {q} estimates; have {est.quantities}")
         self.name = self.name or self.balancing.mode
-        self.problem = BalancingProblem(est.regions, self.balancing)
+        trip = getattr(est, "trip_model", None)
+        returns = None
+        if trip is not None and self.balancing.objective == "shortfall" and self.balancing.horizon > 1:
+            returns = trip.return_matrices(self.balancing.horizon)
+        self.problem = BalancingProblem(est.regions, self.balancing, returns=returns)
         self.last_train_day = max(p.days.max() for p in est.train.values())
 
     @property
@@ -101,26 +105,44 @@ class Controller:
         except FAULTS as exc:
             moves, how = self._fallback(state, t)
             record.update(status=how, reason=f"{type(exc).__name__}: {exc}", solve_s=np.nan,
-                          step_s=time.perf_counter() - t0, objective=np.nan, robust_premium=np.nan, iterations=0)
+                          step_s=time.perf_counter() - t0, objective=np.nan, robust_premium=np.nan, iterations=0,
+                          slack=np.nan, expected_unserved=np.nan)
             self._records.append(record)
             self._previous = None
             return moves
         self._previous = (t, plan)
+        answer = plan
+        routed = np.bincount(plan.pairs_y[:, 0], weights=plan.moves_y, minlength=state.n) if len(plan.pairs_y) \
+            else np.zeros(state.n)
+        left = np.asarray(state.low_battery) - routed
+        if (left > 0).any():   # stranded by the elastic model: nearest plug regardless of reach (the sim decides)
+            rest = dataclasses.replace(state, low_battery=np.maximum(left, 0), incoming=None)
+            extra = charge_moves(rest, self.estimates.regions.distance_km, self.balancing.low_battery_reach_km)
+            answer = Moves.concat([plan.moves(), extra])
         record.update(status="solved", reason="", solve_s=plan.solve_seconds, step_s=time.perf_counter() - t0,
                       objective=plan.objective, robust_premium=plan.terms.get("robust_premium", np.nan),
-                      iterations=plan.diagnostics.get("iterations", 0))
+                      iterations=plan.diagnostics.get("iterations", 0), slack=plan.diagnostics.get("slack", 0.0),
+                      expected_unserved=plan.terms.get("expected_unserved", np.nan))
         self._records.append(record)
-        return plan
+        return answer
 
     def forecasts(self, day: pd.Timestamp, slot: int) -> Forecasts:
         """Forecast window and sets for the ``K`` slots from ``slot`` of ``day`` (no look-ahead: the
         estimates only hold days before ``day``).  Demand and supply centres are the sets' centres."""
-        fc = Forecasts.from_estimates(self.estimates, day, slot)
+        extra = {}
+        trip = getattr(self.estimates, "trip_model", None)
+        if trip is not None:
+            extra["timing_share"] = trip.window_timing(slot, self.balancing.horizon, self.balancing.patience_minutes)
+        fc = Forecasts.from_estimates(self.estimates, day, slot, **extra)
         if self.config.radius_scale != 1.0:
+            r = self.config.radius_scale
             scaled = {}
             for name in ("demand_robust_set", "demand_mean_set", "supply_mean_set"):
                 u = getattr(fc, name)
-                scaled[name] = dataclasses.replace(u, radius=u.radius * self.config.radius_scale)
+                scaled[name] = dataclasses.replace(u, radius=u.radius * r)
+            for name in ("demand_moments", "supply_moments"):
+                mo = getattr(fc, name)
+                scaled[name] = dataclasses.replace(mo, halfwidth=mo.halfwidth * r)
             fc = dataclasses.replace(fc, **scaled)
         return fc
 
@@ -160,9 +182,10 @@ class Controller:
     def steps(self) -> pd.DataFrame:
         """One row per decision: ``t``, ``policy``, ``mode``, ``status`` (solved / fallback_previous /
         fallback_policy / fallback_stay), ``reason``, ``solve_s``, ``step_s``, ``objective``,
-        ``robust_premium``, ``iterations``."""
+        ``robust_premium``, ``iterations``, ``slack`` (vehicles on the elastic limits: stranded low-battery
+        EVs and plugs over capacity; model v2) and ``expected_unserved`` (the plan's, over the horizon)."""
         cols = ["t", "policy", "mode", "status", "reason", "solve_s", "step_s", "objective", "robust_premium",
-                "iterations"]
+                "iterations", "slack", "expected_unserved"]
         return pd.DataFrame(self._records, columns=cols)
 
     @property

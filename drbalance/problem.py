@@ -62,13 +62,15 @@ import numpy as np
 import scipy.sparse as sp
 
 from drbalance.config import MODES, BalancingConfig
-from drbalance.errors import ConfigError
+from drbalance.errors import ConfigError, InfeasibleError
 from drbalance.problem_conic import ConicStructure, a_values, build_structure, conic_vectors, unpack
 from drbalance.problem_feasibility import precheck, shortage_hint
 from drbalance.problem_inputs import SolveInputs, solve_inputs
 from drbalance.problem_objective import objective_terms, objective_weights
-from drbalance.problem_pairs import BalancingPairs
+from drbalance.problem_pairs import BalancingPairs, mobility_matrices
 from drbalance.problem_reference import solve_reference_model
+from drbalance import problem_shortfall as shortfall
+from drbalance.problem_shortfall_inputs import shortfall_data
 from drbalance.rounding import round_capacitated, round_per_origin
 from drbalance.solvers import ClarabelOptions, ConicSolver, check_status, resolve_solver
 from drbalance.state import FleetState, Forecasts, Plan
@@ -98,11 +100,13 @@ class BalancingProblem:
     instance together with its solver object, so re-solves update numbers only.
     """
 
-    def __init__(self, regions, config: BalancingConfig = BalancingConfig(), mobility=None):
+    def __init__(self, regions, config: BalancingConfig = BalancingConfig(), mobility=None, returns=None):
         self.regions = regions
         self.config = config
         self.n = int(regions.n)
         self.pairs = BalancingPairs.build(regions, config, mobility)
+        # trip mobility of hires (model v2): K-1 sparse (n, n) matrices M_1..M_{K-1}, or None
+        self.returns = None if returns is None else mobility_matrices(returns, config.horizon, self.n)
         n = self.n
         q = np.asarray(config.queue_allowance, float)
         if q.ndim == 1 and q.shape != (n,):
@@ -171,6 +175,8 @@ class BalancingProblem:
         if mode not in MODES:
             raise ConfigError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
         backend = resolve_solver(self.config.solver)
+        if self.config.objective == "shortfall":
+            return self._solve_shortfall(state, forecasts, mode, backend, t_start)
         if self.config.backend == "cvxpy" or backend == "mosek":
             return self.solve_reference(state, forecasts, mode=mode, solver=backend, _t_start=t_start)
         cfg = self.config
@@ -191,6 +197,77 @@ class BalancingProblem:
                     n_constraints=st.A.shape[0], **norms)
         return self._plan(st, inp, X, Y, mode, (w_km, w1, w2), res.objective + constant, res.solver, status,
                           res.solve_seconds, t_start, diag)
+
+    # ------------------------------------------------------------------------------ model v2
+    def _shortfall_structure(self, state: FleetState, dat, mode: str, inflow: bool):
+        known = state.incoming is not None
+        n_scen = 0 if dat.scenarios is None else len(dat.scenarios)
+        support = mode == "dr" and known
+        returns = self.returns if known else None
+        key = ("shortfall", np.flatnonzero(state.plugs > 0).tobytes(), mode, n_scen, support, returns is not None,
+               bool(inflow))
+        if key not in self._structures:
+            self._structures[key] = shortfall.build(self.pairs, self.config, state.plugs, mode, n_scen, support,
+                                                    returns, bool(inflow), key)
+        return self._structures[key]
+
+    def _solve_shortfall(self, state: FleetState, forecasts: Forecasts, mode: str, backend: str, t_start: float) -> Plan:
+        """Model v2 (:mod:`drbalance.problem_shortfall`): always feasible, one conic solve."""
+        cfg = self.config
+        dat = shortfall_data(state, forecasts, mode, cfg, self.n, self.queue_allowance)
+        st = self._shortfall_structure(state, dat, mode, forecasts.low_battery_inflow is not None)
+        q, b, slope = shortfall.vectors(self.pairs, cfg, st, dat)
+        if backend == "mosek" or cfg.backend == "cvxpy":
+            from drbalance.problem_reference import solve_conic_cvxpy  # lazy (b): cvxpy only for MOSEK / checks
+
+            res = solve_conic_cvxpy(st.A if slope is None else _with_values(st.A, shortfall.a_values(st, slope)),
+                                    st.cones, q, b, backend, cfg.accept_inaccurate)
+        else:
+            if st.solver is None or st.solver.backend != backend:
+                st.solver = ConicSolver(st.A, st.cones, backend, ClarabelOptions(cfg.tol, cfg.tol, cfg.tol),
+                                        scs_eps=cfg.scs_eps)
+            if slope is not None:
+                st.solver.set_A_values(shortfall.a_values(st, slope))
+            res = st.solver.solve(q, b)
+        status = check_status(res.status, res.solver, "internal: model v2 is always feasible; report this instance",
+                              cfg.accept_inaccurate)
+        K, n = cfg.horizon, self.n
+        sol = shortfall.unpack(st, res.x, len(self.pairs_x), K, n)
+        X, Y = np.maximum(sol["X"], 0.0), np.maximum(sol["Y"], 0.0)
+        moves_x = round_per_origin(self.pairs_x, X[0], dat.V, n)
+        routed = np.bincount(st.pairs_y[:, 0], weights=Y[0], minlength=n) if len(st.pairs_y) else np.zeros(n)
+        totals = np.minimum(np.floor(routed + 0.5), dat.L[0])
+        cap = np.full(n, np.inf)
+        cap[st.plug] = np.maximum(np.floor(dat.p[st.plug] - dat.occ[0, st.plug] + dat.qa[st.plug] + 1e-9), 0)
+        try:
+            moves_y = round_capacitated(st.pairs_y, Y[0], totals, cap, n, st.Wy)
+        except InfeasibleError:   # the relaxed plan used the elastic capacity: queue beyond the allowance
+            moves_y = round_capacitated(st.pairs_y, Y[0], totals, np.full(n, np.inf), n, st.Wy)
+        idle = float((X @ self.pairs.Wx).sum() + (Y @ st.Wy).sum())
+        A = sol["A"]
+        U = sol["U"]
+        u_nom = np.maximum(dat.centre - A, 0.0) if mode != "saa" else U
+        lam = cfg.lost_request_km * shortfall.SLOT_DISCOUNT ** np.arange(K)
+        stranded, over = float(sol["strand"].sum()), float(sol["over"].sum())
+        terms = {"objective": float(res.objective), "idle_km": idle, "expected_unserved": float(U.sum()),
+                 "expected_unserved_first_slot": float(U[0].sum()), "expected_unserved_at_centre":
+                 float(np.maximum(dat.centre - A, 0.0).sum()) if mode != "saa" else float(U.sum()),
+                 "charging_queue": float(sol["Q"].sum()), "stranded": stranded, "over_capacity": over,
+                 "robust_premium": float((lam[:, None] * (U - u_nom)).sum()),
+                 "weighted_unserved": float((lam[:, None] * U).sum())}
+        S = np.zeros((K, n))
+        for k in range(K):
+            S[k] = np.bincount(self.pairs_x[:, 1], weights=X[k], minlength=n)
+        F = np.full((K, n), np.nan)
+        F[:, st.plug] = dat.p[None, st.plug] - dat.occ[:, st.plug] - (st.By_dest @ Y.T).T
+        diag = dict(dat.diagnostics, iterations=res.iterations, n_pairs_x=len(self.pairs_x), n_pairs_y=len(st.pairs_y),
+                    n_variables=st.n_var, n_constraints=st.A.shape[0], objective_kind="shortfall",
+                    stranded=stranded, over_capacity=over, slack=stranded + over, solver_objective=float(res.objective),
+                    available=A, expected_unserved=U)
+        return Plan(mode=mode, pairs_x=self.pairs_x, pairs_y=st.pairs_y, X=X, Y=Y, moves_x=moves_x, moves_y=moves_y,
+                    supply_after=S, free_plugs=F, objective=float(res.objective), terms=terms, solver=res.solver,
+                    status=status, solve_seconds=float(res.solve_seconds),
+                    total_seconds=time.perf_counter() - t_start, diagnostics=diag)
 
     def solve_reference(self, state: FleetState, forecasts: Forecasts, mode: str | None = None,
                         solver: str | None = None, accept_inaccurate: bool | None = None,
@@ -264,6 +341,10 @@ class BalancingProblem:
         X[:, self.diag_x] = S0
         st = self._structure(state.plugs, "nominal", 0, forecasts.low_battery_inflow is not None)
         return X, np.zeros((K, len(st.pairs_y)))
+
+
+def _with_values(A: sp.csc_matrix, data: np.ndarray) -> sp.csc_matrix:
+    return sp.csc_matrix((data, A.indices, A.indptr), shape=A.shape)
 
 
 def with_mode(config: BalancingConfig, mode: str) -> BalancingConfig:

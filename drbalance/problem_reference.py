@@ -104,3 +104,28 @@ def solve_reference_model(pairs: BalancingPairs, config: BalancingConfig, st: Co
         if Y[k] is not None:
             Yv[k, st.ay[k]] = Y[k].value
     return ReferenceSolution(Xv, Yv, float(prob.value), backend, status, solve_s, iters)
+
+
+def solve_conic_cvxpy(A, cones, q, b, solver: str, accept_inaccurate: bool = False):
+    """Solve ``min q^T x  s.t.  b - A x in cones`` (a :class:`~drbalance.solvers.ConeSpec` with zero,
+    nonnegative and 3-dimensional second-order cones) through cvxpy with ``solver`` (the route of model v2
+    to MOSEK and to any cvxpy backend).  Returns a :class:`~drbalance.solvers.ConicResult`."""
+    import cvxpy as cp  # lazy (b): only this path needs it
+
+    from drbalance.solvers import ConicResult
+
+    x = cp.Variable(A.shape[1])
+    s = b - A @ x
+    z, nn, k = cones.zero, cones.nonneg, cones.soc3
+    cons = []
+    if z:
+        cons.append(s[:z] == 0)
+    if nn:
+        cons.append(s[z:z + nn] >= 0)
+    if k:
+        sc = cp.reshape(s[z + nn:z + nn + 3 * k], (3, k), order="F")
+        cons.append(cp.SOC(sc[0], sc[1:], axis=0))
+    prob = cp.Problem(cp.Minimize(q @ x), cons)
+    status, secs, iters = solve_cvxpy(prob, solver, "internal: model v2 is always feasible; report this instance",
+                                      accept_inaccurate)
+    return ConicResult(np.asarray(x.value), float(prob.value), status, secs, iters, resolve_solver(solver))

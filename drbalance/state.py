@@ -81,6 +81,10 @@ class FleetState:
     plugs : (n,) int counts ``p_j``: charging plugs in region ``j`` (0 where there is no charger).
     occupied : (n,) int counts ``o_j``: plugs occupied or queued now (may exceed ``plugs`` when a queue
         forms; the balancer then needs a queue allowance, see :class:`drbalance.problem.BalancingConfig`).
+    incoming : None, or (H, n) counts of EVs known to become vacant (with charge above the threshold) in
+        region ``i`` during slot ``k = 0..H-1`` from now: passenger trips ending, repositioning EVs
+        arriving, charging EVs finishing.  A host that knows its vehicles' destinations (every ride-hailing
+        dispatcher does) passes it; model v2 then uses it as the known supply instead of the supply forecast.
 
     All counts are validated on construction (shape, finite, non-negative, whole numbers) and stored
     as read-only float arrays holding integers (frozen: see the module docstring).
@@ -90,6 +94,7 @@ class FleetState:
     low_battery: np.ndarray
     plugs: np.ndarray
     occupied: np.ndarray
+    incoming: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         v = np.asarray(self.vacant)
@@ -98,6 +103,19 @@ class FleetState:
         n = v.shape[0]
         for name in ("vacant", "low_battery", "plugs", "occupied"):
             object.__setattr__(self, name, _counts(name, getattr(self, name), (n,), True))
+        if self.incoming is not None:
+            a = np.asarray(self.incoming)
+            if a.ndim != 2 or a.shape[1] != n:
+                raise DataError(f"incoming must have shape (H, n={n}) (slots ahead x regions), got {a.shape}")
+            object.__setattr__(self, "incoming", _counts("incoming", a, a.shape, True))
+
+    def incoming_window(self, horizon: int) -> np.ndarray:
+        """(K, n) known arrivals of the next ``horizon`` slots (zeros beyond ``incoming`` or without it)."""
+        out = np.zeros((int(horizon), self.n))
+        if self.incoming is not None:
+            h = min(int(horizon), self.incoming.shape[0])
+            out[:h] = self.incoming[:h]
+        return out
 
     @property
     def n(self) -> int:
@@ -149,6 +167,13 @@ class Forecasts:
         slot-major (entry ``k n + i``); needed by mode ``demand_robust``.
     demand_mean_set : DR mean ambiguity set (kind ``"mean"``) of demand; needed by mode ``dr``.
     supply_mean_set : DR mean ambiguity set of supply; needed by mode ``dr``.
+    demand_moments, supply_moments : :class:`data_pipeline.uncertainty.WindowMoments` (per-component
+        variance, simultaneous mean half-width, training scenarios) for model v2's ``dr`` and ``saa``.
+    demand_supply_cov : (K, n) per-component covariance of demand and supply residuals, or None (0).
+    timing_share : (K, n) timing share ``θ`` (share of a slot's requests a vehicle becoming vacant during
+        the slot can serve), or None (the balancing config decides).
+    charging_std : (K, n) standard deviation of ``charging`` (uncontrolled low-battery arrivals), or None
+        (Poisson: ``sqrt(charging)``).
 
     The sets' centres must equal ``demand`` / ``supply`` (checked by the problem), so that the three
     modes share one point forecast. :meth:`from_estimates` builds a consistent object.  Frozen, arrays
@@ -163,13 +188,29 @@ class Forecasts:
     demand_robust_set: Any = None
     demand_mean_set: Any = None
     supply_mean_set: Any = None
+    demand_moments: Any = None
+    supply_moments: Any = None
+    demand_supply_cov: np.ndarray | None = None
+    timing_share: np.ndarray | None = None
+    charging_std: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         d = np.asarray(self.demand, float)
         if d.ndim != 2 or 0 in d.shape:
             raise DataError(f"demand forecast must have shape (K, n), got {d.shape}")
         shape = d.shape
-        for name in ("demand", "supply", "charging", "low_battery_inflow", "occupied"):
+        if self.timing_share is not None:
+            t = np.asarray(self.timing_share, float)
+            t = np.broadcast_to(t[:, None] if t.ndim == 1 else t, shape) if t.ndim in (1, 2) else t
+            if t.shape != shape or not np.isfinite(t).all() or (t < 0).any() or (t > 1).any():
+                raise DataError(f"timing_share must hold shares in [0, 1] of shape (K,) or {shape}")
+            object.__setattr__(self, "timing_share", readonly(t, float))
+        for m in ("demand_moments", "supply_moments"):
+            mo = getattr(self, m)
+            if mo is not None and getattr(mo, "dim", None) != d.size:
+                raise DataError(f"{m} has dimension {getattr(mo, 'dim', None)}, expected K n = {d.size}")
+        for name in ("demand", "supply", "charging", "low_battery_inflow", "occupied", "demand_supply_cov",
+                     "charging_std"):
             value = getattr(self, name)
             if value is None:
                 continue
@@ -178,7 +219,7 @@ class Forecasts:
                 raise DataError(f"{name} forecast has shape {a.shape}, expected {shape} (K slots, n regions)")
             if not np.isfinite(a).all():
                 raise DataError(f"{name} forecast holds NaN or infinite values")
-            if name in ("charging", "low_battery_inflow", "occupied") and (a < 0).any():
+            if name in ("charging", "low_battery_inflow", "occupied", "charging_std") and (a < 0).any():
                 raise DataError(f"{name} forecast holds negative values; it counts vehicles or plugs")
             object.__setattr__(self, name, a)
 
@@ -201,6 +242,9 @@ class Forecasts:
         K, n = estimates.config.horizon, estimates.regions.n
         d_rob, d_mean = estimates.sets_for(demand, date, start_slot)
         _, s_mean = estimates.sets_for(supply, date, start_slot)
+        extra.setdefault("demand_moments", estimates.moments_for(demand, date, start_slot))
+        extra.setdefault("supply_moments", estimates.moments_for(supply, date, start_slot))
+        extra.setdefault("demand_supply_cov", estimates.cross_covariance(demand, supply, date, start_slot).reshape(K, n))
         return cls(d_rob.mean.reshape(K, n), s_mean.mean.reshape(K, n), demand_robust_set=d_rob,
                    demand_mean_set=d_mean, supply_mean_set=s_mean, **extra)
 

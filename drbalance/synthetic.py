@@ -35,7 +35,7 @@ from scipy.optimize import linprog
 from data_pipeline.estimates import EstimateConfig
 from data_pipeline.readers import read_tlc_trips
 from data_pipeline.regions import RegionMap, haversine_km
-from data_pipeline.uncertainty import EllipsoidEstimator
+from data_pipeline.uncertainty import EllipsoidEstimator, window_moments
 from drbalance import datasets
 from drbalance.errors import ConfigError
 from drbalance.state import FleetState, Forecasts
@@ -83,7 +83,9 @@ class City:
         fc = Forecasts(demand, supply,
                        demand_robust_set=dataclasses.replace(base.demand_robust_set, mean=demand.ravel()),
                        demand_mean_set=dataclasses.replace(base.demand_mean_set, mean=demand.ravel()),
-                       supply_mean_set=dataclasses.replace(base.supply_mean_set, mean=supply.ravel()))
+                       supply_mean_set=dataclasses.replace(base.supply_mean_set, mean=supply.ravel()),
+                       demand_moments=_recentre(base.demand_moments, demand),
+                       supply_moments=_recentre(base.supply_moments, supply))
         lam = 1.2 * demand[0] + 1.0
         for _ in range(50):
             occ = np.minimum(rng.binomial(self.plugs.astype(np.int64), 0.4), np.maximum(self.plugs - 1, 0))
@@ -111,6 +113,13 @@ class City:
         res = linprog(np.zeros(m), A_ub=A_ub, b_ub=np.where(state.plugs > 0, cap, 0), A_eq=A_eq,
                       b_eq=state.low_battery[orig], bounds=(0, None), method="highs")
         return res.status == 0
+
+
+def _recentre(moments, centre: np.ndarray):
+    """``moments`` moved to the centre ``centre`` (K, n) (scenarios shifted with it); None stays None."""
+    if moments is None:
+        return None
+    return moments.shifted(np.asarray(centre, float).ravel() - moments.mean)
 
 
 def _plugs(rng: np.random.Generator, regions: RegionMap, reach_km: float, share: float = 0.25) -> np.ndarray:
@@ -188,10 +197,13 @@ def synthetic_city(n: int, horizon: int = 4, seed: int = 0, spacing_km: float = 
         est_s = EllipsoidEstimator(n_bootstrap=n_bootstrap, rank=rank, random_state=int(seeds[1])).fit(hist_s)
         dmean = np.maximum(est_d.robust_set_.mean, 0.0)
         smean = np.maximum(est_s.mean_set_.mean, 0.0)
+        mom_d = window_moments(hist_d - hist_d.mean(0), 0.9, n_bootstrap, int(seeds[0])).shifted(dmean)
+        mom_s = window_moments(hist_s - hist_s.mean(0), 0.9, n_bootstrap, int(seeds[1])).shifted(smean)
         windows.append(Forecasts(dmean.reshape(K, n), smean.reshape(K, n),
                                  demand_robust_set=dataclasses.replace(est_d.robust_set_, mean=dmean),
                                  demand_mean_set=dataclasses.replace(est_d.mean_set_, mean=dmean),
-                                 supply_mean_set=dataclasses.replace(est_s.mean_set_, mean=smean)))
+                                 supply_mean_set=dataclasses.replace(est_s.mean_set_, mean=smean),
+                                 demand_moments=mom_d, supply_moments=mom_s))
     return City("synthetic", regions, plugs, windows)
 
 
@@ -221,5 +233,8 @@ def nyc_city(horizon: int = 4, seed: int = 0, slot_minutes: int = 15, dates=("20
             windows.append(Forecasts(dm, sm,
                                      demand_robust_set=dataclasses.replace(fc.demand_robust_set, mean=dm.ravel()),
                                      demand_mean_set=dataclasses.replace(fc.demand_mean_set, mean=dm.ravel()),
-                                     supply_mean_set=dataclasses.replace(fc.supply_mean_set, mean=sm.ravel())))
+                                     supply_mean_set=dataclasses.replace(fc.supply_mean_set, mean=sm.ravel()),
+                                     demand_moments=_recentre(fc.demand_moments, dm),
+                                     supply_moments=_recentre(fc.supply_moments, sm),
+                                     demand_supply_cov=fc.demand_supply_cov))
     return City("nyc", regions, plugs, windows, min_vacant=1)

@@ -46,6 +46,8 @@ from drbalance.sim.requests import Requests
 from drbalance.sim.result import SimResult, build_result
 from drbalance.state import FleetState
 
+#: slots ahead covered by the observed state's ``incoming`` (EVs known to become vacant): 4 h at 15 min
+INCOMING_SLOTS = 16
 
 
 class Simulator:
@@ -278,10 +280,34 @@ class SimRun(ChargingRules, Dispatch, Matching):
 
     # ----------------------------------------------------------------------------- phase 1
     def observe(self) -> FleetState:
-        """Counts per region now (vacant, low-battery, plugs, occupied or queued plugs)."""
+        """Counts per region now (vacant, low-battery, plugs, occupied or queued plugs) and the EVs known to
+        become vacant in each of the next :data:`INCOMING_SLOTS` slots (``incoming``)."""
         cnt = self.f.counts(self.n)
         return FleetState(vacant=cnt[IDLE], low_battery=cnt[LOW], plugs=self.sim.plugs,
-                          occupied=cnt[CHARGING] + cnt[QUEUED] + cnt[TO_CHARGE])
+                          occupied=cnt[CHARGING] + cnt[QUEUED] + cnt[TO_CHARGE], incoming=self._incoming())
+
+    def _incoming(self) -> np.ndarray:
+        """(INCOMING_SLOTS, n) EVs that will become vacant above the low-battery threshold, by slot from now
+        and region: passenger trips ending (drop-off region known to the dispatcher), repositioning EVs
+        arriving and charging EVs finishing."""
+        f, m, slot = self.f, self._now, self.c.slot_minutes
+        req = self.sim.requests
+        ends, regs, energy = [], [], []
+        for status in (SERVING, REPOSITION, CHARGING):
+            v = np.flatnonzero(f.status == status)
+            ends.append(f.until[v])
+            regs.append(f.region[v])
+            energy.append(np.full(len(v), np.inf) if status == CHARGING else f.energy[v] - self.low_e[v])
+        v = np.flatnonzero(f.status == PICKUP)
+        ends.append(f.trip_end[v])
+        regs.append(req.destination[f.request[v]])
+        energy.append(f.energy[v] - f.trip_kwh[v] - self.low_e[v])
+        end, reg, e = np.concatenate(ends), np.concatenate(regs), np.concatenate(energy)
+        k = np.maximum(end - m, 0) // slot
+        ok = (e > EPS_KWH) & (k < INCOMING_SLOTS)
+        out = np.zeros((INCOMING_SLOTS, self.n))
+        np.add.at(out, (k[ok], reg[ok]), 1.0)
+        return out
 
     def _depart(self, m, veh, o, d, dist, status, event, phase: int = 1) -> None:
         if not len(veh):
@@ -331,6 +357,7 @@ class SimRun(ChargingRules, Dispatch, Matching):
             if m < day_minutes and m % slot == 0:
                 k = m // slot
                 t = start + pd.Timedelta(minutes=m)
+                self._now = m
                 moves = yield self.observe(), t
                 self._apply(m, moves, t)
                 cnt = f.counts(self.n)
