@@ -6,6 +6,20 @@ Run from the repository root::
     .venv/bin/python benchmarks/bench_ingest.py                 # 5 timed repeats after 1 warm-up
     .venv/bin/python benchmarks/bench_ingest.py --repeats 10    # more repeats on a noisy machine
     .venv/bin/python benchmarks/bench_ingest.py --profile       # also print a cProfile of our path
+    .venv/bin/python benchmarks/bench_ingest.py --synthetic-rows 20000000 --json out/ingest20M.json
+
+With ``--synthetic-rows N`` (the scale benchmark, issue 19) the input is N yellow-format trips over
+a year in 12 monthly files from ``benchmarks/synth_tlc.py`` (generated once, cached), and:
+
+* **ours** = the streamed path ``count_tlc_trips(files, zones, period, slot_minutes=15)`` +
+  ``.panels(regions)``, run in a *child process* (``--child``) so that its peak resident memory
+  (``ru_maxrss``) is ours alone; timed from the call to the panels (imports and the zone table excluded);
+* **DuckDB** = the same SQL as below on the yellow columns, in this process, all cores;
+* panels compared cell by cell; the reject report must balance and match the injected rejects per
+  reason (manifest of the generator; accidental duplicates of the resampling excepted).
+
+JSON keys: ``rows``, ``seconds``, ``duckdb_seconds``, ``ratio``, ``rows_per_s``, ``peak_rss_mb``,
+``report`` (rows_read/accepted/rejected, by reason), ``injected``, ``batch_rows``, ``load``.
 
 What is timed (best of N after one warm-up, same process, ``time.perf_counter``):
 
@@ -25,10 +39,14 @@ from __future__ import annotations
 import argparse
 import cProfile
 import io
+import json
 import os
 import pstats
+import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -47,6 +65,7 @@ from data_pipeline.readers import (
     table_columns,
     validate_trips,
 )
+from data_pipeline.readers import count_tlc_trips
 from data_pipeline.units import KM_PER_MILE
 from drbalance import datasets
 
@@ -88,7 +107,7 @@ def stage_panels(frame, regions):
 
 # ------------------------------------------------------------------------------------------- DuckDB
 
-def duckdb_sql(files) -> str:
+def duckdb_sql(files, prefix: str = "lpep", first_day: str = FIRST_DAY, last_day: str = LAST_DAY) -> str:
     """Same acceptance rules as validate_trips (first reason wins there, but only acceptance matters here).
 
     * period on pick-up: [FIRST_DAY, LAST_DAY + 1 day); NULL timestamps fail the comparison (missing_timestamp);
@@ -108,7 +127,7 @@ def duckdb_sql(files) -> str:
     slot_us = SLOT_MINUTES * 60 * 1_000_000
     return f"""
 WITH raw AS (
-    SELECT lpep_pickup_datetime AS pu_t, lpep_dropoff_datetime AS do_t,
+    SELECT {prefix}_pickup_datetime AS pu_t, {prefix}_dropoff_datetime AS do_t,
            PULocationID AS pu_z, DOLocationID AS do_z,
            trip_distance * {KM_PER_MILE!r} AS dist_km, fare_amount AS fare
     FROM read_parquet([{file_list}])
@@ -118,22 +137,22 @@ accepted AS (
     FROM raw r
     JOIN zone_region zp ON r.pu_z = zp.zone
     JOIN zone_region zd ON r.do_z = zd.zone
-    WHERE r.pu_t >= TIMESTAMP '{FIRST_DAY}' AND r.pu_t < TIMESTAMP '{LAST_DAY}' + INTERVAL 1 DAY
+    WHERE r.pu_t >= TIMESTAMP '{first_day}' AND r.pu_t < TIMESTAMP '{last_day}' + INTERVAL 1 DAY
       AND (epoch_us(r.do_t) - epoch_us(r.pu_t)) // 1000000 > 0
       AND (epoch_us(r.do_t) - epoch_us(r.pu_t)) // 1000000 <= {int(MAX_TRIP_MINUTES * 60)}
       AND isfinite(r.dist_km) AND r.dist_km >= 0
       AND NOT coalesce(r.fare < 0, false)
 ),
 events AS (
-    SELECT 0 AS q, (epoch_us(pu_t) - epoch_us(TIMESTAMP '{FIRST_DAY}')) // {slot_us} AS slot_abs, pu_r AS region
+    SELECT 0 AS q, (epoch_us(pu_t) - epoch_us(TIMESTAMP '{first_day}')) // {slot_us} AS slot_abs, pu_r AS region
     FROM accepted
     UNION ALL
-    SELECT 1 AS q, (epoch_us(do_t) - epoch_us(TIMESTAMP '{FIRST_DAY}')) // {slot_us} AS slot_abs, do_r AS region
+    SELECT 1 AS q, (epoch_us(do_t) - epoch_us(TIMESTAMP '{first_day}')) // {slot_us} AS slot_abs, do_r AS region
     FROM accepted
 )
 SELECT q, slot_abs // {n_slots} AS day, slot_abs % {n_slots} AS slot, region, count(*) AS n
 FROM events
-WHERE slot_abs >= 0 AND slot_abs < {n_slots} * (DATE '{LAST_DAY}' - DATE '{FIRST_DAY}' + 1)
+WHERE slot_abs >= 0 AND slot_abs < {n_slots} * (DATE '{last_day}' - DATE '{first_day}' + 1)
 GROUP BY q, day, slot, region
 """
 
@@ -186,11 +205,114 @@ def load_average():
         return "load average n/a"
 
 
+# --------------------------------------------------------------------- synthetic scale (issue 19)
+
+def child(folder: Path, out: Path, batch_rows: int, profile: bool) -> int:
+    """Our streamed path on the generated files; writes panels (npz) and timings (json) to ``out``."""
+    import resource
+
+    man = json.loads((folder / "manifest.json").read_text())
+    files = [folder / f for f in man["files"]]
+    first, last = man["period"]
+    zones = datasets.load_nyc_zones()
+    regions = RegionMap.from_zones(zones, 1.3)
+    pr = cProfile.Profile() if profile else None
+    t = time.perf_counter()
+    if pr:
+        pr.enable()
+    counts = count_tlc_trips(files, zones, (first, last), slot_minutes=SLOT_MINUTES,
+                             max_trip_minutes=MAX_TRIP_MINUTES, batch_rows=batch_rows)
+    panels = counts.panels(regions, first, last)
+    if pr:
+        pr.disable()
+    seconds = time.perf_counter() - t
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    np.savez(out.with_suffix(".npz"), demand=panels["demand"].values, supply=panels["supply"].values)
+    rep = counts.report
+    rep.check()
+    out.write_text(json.dumps({"seconds": seconds, "peak_rss_mb": rss, "report": rep.to_dict(),
+                               "supply_outside": panels["supply"].outside}))
+    if pr:
+        s = io.StringIO()
+        pstats.Stats(pr, stream=s).sort_stats("tottime").print_stats(15)
+        print(s.getvalue())
+    return 0
+
+
+def synthetic(args) -> int:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import synth_tlc
+
+    cores = os.cpu_count() or 1
+    t = time.perf_counter()
+    files, man = synth_tlc.generate(args.synthetic_rows, args.seed)
+    print(f"synthetic files: {len(files)} in {files[0].parent} ({time.perf_counter() - t:.0f} s incl. generation)")
+    first, last = man["period"]
+    zones = datasets.load_nyc_zones()
+    regions = RegionMap.from_zones(zones, 1.3)
+    n_days = len(pd.date_range(first, last, freq="D"))
+    load0 = load_average()
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "ours.json"
+        cmd = [sys.executable, __file__, "--child", str(files[0].parent), "--child-out", str(out),
+               "--batch-rows", str(args.batch_rows)] + (["--profile"] if args.profile else [])
+        subprocess.run(cmd, check=True)
+        mine = json.loads(out.read_text())
+        arrays = np.load(out.with_suffix(".npz"))
+        dem, sup = arrays["demand"], arrays["supply"]
+    con = duckdb.connect()
+    con.execute(f"SET threads = {cores}")
+    con.register("zone_region_df", zone_region_table(zones))
+    con.execute("CREATE TABLE zone_region AS SELECT * FROM zone_region_df")
+    sql = duckdb_sql(files, "tpep", first, last)
+    t = time.perf_counter()
+    res = run_duckdb(con, sql)
+    t_duck = time.perf_counter() - t
+    con.close()
+    d_dem, d_sup = duckdb_arrays(res, regions, n_days)
+    for name, a, b in (("demand", dem, d_dem), ("supply", sup, d_sup)):
+        if a.shape != b.shape or not np.array_equal(a, b):
+            raise AssertionError(f"{name} panel differs from DuckDB: totals {a.sum():.0f} vs {b.sum():.0f}")
+    rep = mine["report"]
+    assert rep["rows_accepted"] + rep["rows_rejected"] == rep["rows_read"] == args.synthetic_rows
+    assert d_dem.sum() == rep["rows_accepted"], "DuckDB accepted count differs from ours"
+    summary = {
+        "rows": rep["rows_read"], "seconds": mine["seconds"], "duckdb_seconds": t_duck,
+        "ratio": mine["seconds"] / t_duck, "rows_per_s": rep["rows_read"] / mine["seconds"],
+        "peak_rss_mb": mine["peak_rss_mb"], "duckdb_threads": cores, "batch_rows": args.batch_rows,
+        "report": rep, "injected": man["injected"], "files": len(files),
+        "panel_shape": list(dem.shape), "load": [load0, load_average()],
+    }
+    print(f"rows {summary['rows']:,}: ours {summary['seconds']:.2f} s ({summary['rows_per_s']:,.0f} rows/s, "
+          f"peak RSS {summary['peak_rss_mb']:.0f} MB), DuckDB ({cores} threads) {t_duck:.2f} s, "
+          f"ratio {summary['ratio']:.2f}; panels equal cell by cell")
+    print(f"reject report: {rep['rows_read']:,} read = {rep['rows_accepted']:,} accepted + "
+          f"{rep['rows_rejected']:,} rejected")
+    for k, v in rep["rejected_by_reason"].items():
+        print(f"  {k:26s}{v:>12,d}   injected {man['injected'].get(k, 0):>12,d}")
+    print(f"{load0} -> {load_average()}")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(summary, indent=1))
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=5, help="timed repeats after one warm-up (default 5)")
     ap.add_argument("--profile", action="store_true", help="print a cProfile of our path (top functions)")
+    ap.add_argument("--synthetic-rows", type=int, default=None,
+                    help="scale mode: N generated yellow-format trips over a year (benchmarks/synth_tlc.py)")
+    ap.add_argument("--seed", type=int, default=0, help="generator seed (scale mode)")
+    ap.add_argument("--batch-rows", type=int, default=1_000_000, help="record batch size of ours (scale mode)")
+    ap.add_argument("--json", type=Path, default=None, help="write the summary JSON here")
+    ap.add_argument("--child", type=Path, default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--child-out", type=Path, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.child is not None:
+        return child(args.child, args.child_out, args.batch_rows, args.profile)
+    if args.synthetic_rows is not None:
+        return synthetic(args)
     n_rep = max(1, args.repeats)
 
     cores = os.cpu_count() or 1

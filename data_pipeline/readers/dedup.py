@@ -62,30 +62,38 @@ class SeenKeys:
         dup = np.zeros(n, bool)
         if n == 0:
             return dup
-        # within the batch: first occurrence of each (hash, pick-up)
-        uh, first, inv = np.unique(h, return_index=True, return_inverse=True)
-        inv = inv.ravel()
-        later = first[inv] != np.arange(n)
-        if (a[later] != a[first[inv[later]]]).any():          # same hash, other pick-up: exact fallback
+        # within the batch: first occurrence of each (hash, pick-up); ``cand`` = first occurrences, by hash
+        order = np.argsort(h, kind="stable")                 # stable: a group's first row comes first
+        hs = h[order]
+        start = np.ones(n, bool)
+        start[1:] = hs[1:] != hs[:-1]
+        first = order[start]
+        later = order[~start]
+        group_first = first[np.cumsum(start)[~start] - 1]
+        dup = np.zeros(n, bool)
+        if (a[later] != a[group_first]).any():                 # same hash, other pick-up: exact fallback
             dup = pd.DataFrame({"h": h, "a": a}).duplicated(keep="first").to_numpy()
+            cand = np.flatnonzero(~dup)
+            cand = cand[np.argsort(h[cand], kind="stable")]
         else:
-            dup = later
-        # against earlier batches
+            dup[later] = True
+            cand = first
+        # against earlier batches: sorted needles make numpy's binary search cache-friendly
+        ch, ca = h[cand], a[cand]
+        new = np.ones(len(cand), bool)
         for rh, ra in self.runs:
-            pos = np.searchsorted(rh, h)
+            pos = np.searchsorted(rh, ch)
             pos_c = np.minimum(pos, len(rh) - 1)
-            hit = (pos < len(rh)) & (rh[pos_c] == h)
-            if not hit.any():
+            hit = np.flatnonzero((pos < len(rh)) & (rh[pos_c] == ch) & new)
+            if not len(hit):
                 continue
-            idx = np.flatnonzero(hit & ~dup)
-            same_a = ra[pos_c[idx]] == a[idx]
-            dup[idx[same_a]] = True
-            for i in idx[~same_a]:                             # hash collision or ties: check every equal hash
-                lo, hi = np.searchsorted(rh, h[i], "left"), np.searchsorted(rh, h[i], "right")
-                dup[i] = bool((ra[lo:hi] == a[i]).any())
-        keep = ~dup
-        order = np.argsort(h[keep], kind="stable")
-        self.runs.append((h[keep][order], a[keep][order]))
+            same_a = ra[pos_c[hit]] == ca[hit]
+            new[hit[same_a]] = False
+            for i in hit[~same_a]:                             # hash collision or ties: check every equal hash
+                lo, hi = np.searchsorted(rh, ch[i], "left"), np.searchsorted(rh, ch[i], "right")
+                new[i] = not bool((ra[lo:hi] == ca[i]).any())
+        dup[cand[~new]] = True
+        self.runs.append((ch[new], ca[new]))
         while len(self.runs) > 1 and len(self.runs[-2][0]) <= 2 * len(self.runs[-1][0]):
             (h1, a1), (h2, a2) = self.runs.pop(), self.runs.pop()
             hh, aa = np.concatenate([h2, h1]), np.concatenate([a2, a1])

@@ -285,10 +285,10 @@ class _Accumulator:
         pz, dz = chk.pu_code[ok], chk.do_code[ok]
         ps = ((pu - self.t0) // _NS_PER_MIN) // self.s
         ds = ((do - self.t0) // _NS_PER_MIN) // self.s
-        self.demand += np.bincount(ps * self.n_zones + pz, minlength=self.cells)
+        _add_counts(self.demand, ps * self.n_zones + pz)
         pday, dday = ps // self.n_slots, ds // self.n_slots
         same = pday == dday
-        self.supply += np.bincount(ds[same] * self.n_zones + dz[same], minlength=self.cells)
+        _add_counts(self.supply, ds[same] * self.n_zones + dz[same])
         if (~same).any():
             self.later.append(np.stack([pday[~same], ds[~same], dz[~same]], axis=1))
             if sum(len(x) for x in self.later) > 4_000_000:
@@ -330,6 +330,14 @@ class _Accumulator:
                           self.supply.reshape(shape),
                           pd.DataFrame(later, columns=["pickup_day", "slot_abs", "zone", "n"]),
                           report, ratio_day, ratio)
+
+
+def _add_counts(total: np.ndarray, flat: np.ndarray) -> None:
+    """``total[flat] += 1`` per element, over just the span of ``flat`` (a batch covers few days)."""
+    if len(flat):
+        lo = int(flat.min())
+        counts = np.bincount(flat - lo)
+        total[lo:lo + len(counts)] += counts
 
 
 class _RejectWriter:
