@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "drbalance.commands.evaluate",
     "drbalance.commands.evaluate_scenario",
     "drbalance.commands.sweep",
+    "drbalance.commands.report",
 )
 
 

@@ -853,10 +853,26 @@ def test_demo_writes_to_a_named_folder_by_default():
     assert build_parser().parse_args(["demo"]).out == Path("drbalance-demo")
 
 
+def test_report_bad_inputs():
+    """``report`` on something that is not a results folder, or with an unwritable --out."""
+    good = FIXTURES / "report_evaluation"
+    broken = fresh("broken-run")
+    shutil.copytree(good, broken)
+    (broken / "evaluation.json").write_text("{not json")
+    cases_ = [Case([fresh("missing")], ("missing",)), Case([TRIPS], (TRIPS.name,)), Case([_WORK], (str(_WORK),)),
+              Case([broken], ("evaluation.json",), (broken / "report.html",)),
+              Case([good, "--out", fresh("no") / "such" / "\0x.html"], ("--out",)),
+              Case([good, "--out", _WORK], ("--out",))]
+    for case in cases_:
+        run_case("report", case)
+    TRIED["report"] = TRIED.get("report", 0) + len(cases_)
+
+
 def test_examples_tried():
     """Every command was fuzzed (the counts go to the report; run with -s to see them)."""
     print("bad inputs tried per command:", json.dumps(TRIED, sort_keys=True))
-    missing = {"demo", "estimate", "simulate", "evaluate", "sweep", "bench-solve", "battery", "hybrid"} - set(TRIED)
+    missing = {"demo", "estimate", "simulate", "evaluate", "sweep", "bench-solve", "battery", "hybrid",
+               "report"} - set(TRIED)
     if ROME.is_file():
         missing |= {"evaluate-scenario"} - set(TRIED)
     assert not missing, f"not fuzzed: {missing}"

@@ -35,6 +35,8 @@ from drbalance.commands.common import (add_centroids_option, centroids_note, che
 from drbalance.errors import ConfigError, DataError
 from drbalance.io import atomic_folder
 from drbalance.policies import make_policy
+from drbalance.report import write_report
+from drbalance.report_data import region_slot_frame, write_map_data
 from drbalance.sim import PlugSiting, Simulator
 from drbalance.study import DayReplay
 from drbalance.study_config import StudyConfig
@@ -98,6 +100,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--charge-kw", type=float, default=None, help=f"default {D.sim.charging.power_kw:g}")
     p.add_argument("--low-soc", type=float, default=None, help="low-battery threshold (share of capacity, default 0.2)")
     p.add_argument("--target-soc", type=float, default=None, help="EVs unplug at this share of capacity (default 0.8)")
+    p.add_argument("--report", action="store_true", help="also write OUT/report.html (needs --out; drbalance report)")
     p.add_argument("--circuity", default=None,
                    help="road/straight-line distance factor, or 'auto' to estimate it from metered trips (default)")
     p.set_defaults(func=run)
@@ -145,6 +148,11 @@ def read_plugs_table(path: Path) -> pd.DataFrame:
 
 def simulate_day(args: argparse.Namespace) -> tuple[dict, object]:
     """Library entry behind the CLI; returns (summary dict, SimResult)."""
+    return _simulate(args)[:2]
+
+
+def _simulate(args: argparse.Namespace) -> tuple[dict, object, object]:
+    """:func:`simulate_day` and the run's :class:`~data_pipeline.regions.RegionMap` (for the map data)."""
     t0 = time.perf_counter()
     day = pd.Timestamp(check_date("--day", args.day))
     explicit_train = args.train is not None
@@ -204,15 +212,18 @@ def simulate_day(args: argparse.Namespace) -> tuple[dict, object]:
                "n_regions": regions.n, "train": list(train), "rows_read": ing.report.rows_read,
                "rows_accepted": ing.report.rows_accepted, "config": resolved, "study_config": study_cfg.to_dict()}
     summary["seconds"] = time.perf_counter() - t0
-    return summary, result
+    return summary, result, regions
 
 
 def run(args: argparse.Namespace) -> int:
     check_outputs(files={"--json": args.json}, folders={"--out": args.out})
-    summary, result = simulate_day(args)
+    if args.report and args.out is None:
+        raise ConfigError("--report writes OUT/report.html: pass --out DIR as well")
+    summary, result, regions = _simulate(args)
     if args.out is not None:
         with atomic_folder(args.out) as out:   # every file appears only once all are complete
             result.to_parquet(out)
+            write_map_data(out, region_slot_frame(result, day=summary["day"]), regions)   # for the report's map
             result.plot(out)
             write_json(out / "config.json", summary["config"])
             StudyConfig.from_dict(summary["study_config"]).to_toml(out / "config.toml")
@@ -232,6 +243,8 @@ def run(args: argparse.Namespace) -> int:
     if note := centroids_note(summary["config"]):
         print(note)
     if args.out is not None:
-        print(f"wrote {args.out}/ (slots, region_slots, events, requests parquet; fairness.png, served_rate.png, "
-              "fleet_state.png; config.json, config.toml, summary.json)")
+        print(f"wrote {args.out}/ (slots, region_slots, events, requests parquet; regions.csv; fairness.png, "
+              "served_rate.png, fleet_state.png; config.json, config.toml, summary.json)")
+    if args.report:
+        print(f"report: {write_report(args.out)}")
     return 0
