@@ -125,7 +125,8 @@ def _num(x: float, digits: int = 1) -> str:
 
 
 def _ci_text(ci, unit: str = "") -> str:
-    return f"95 % CI {_num(ci[0])}–{_num(ci[1])}{unit}".replace("–−", " to −")
+    sep = "–" if ci[0] >= 0 else " to "    # "0.9–1.9", "−5.0 to −1.0", "−0.3 to 0.5"
+    return f"95 % CI {_num(ci[0])}{sep}{_num(ci[1])}{unit}"
 
 
 def headline(name: str, baseline: str, paired: dict) -> str:

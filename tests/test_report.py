@@ -148,3 +148,17 @@ def test_write_report_default_path_is_inside_the_folder(tmp_path):
     run = tmp_path / "run"
     shutil.copytree(FIXTURE, run)
     assert write_report(run) == run / "report.html"
+
+
+def test_sweep_folder_gets_the_pareto_plot_with_its_front(tmp_path):
+    from drbalance.report_figures import pareto_figure
+
+    sweep = pd.DataFrame({"policy": ["noop", "dr", "dr", "nominal"], "fleet": [100, 100, 200, 100],
+                          "balancing_km": [0.0, 50.0, 80.0, 60.0], "served_rate": [0.80, 0.90, 0.95, 0.85]})
+    fig = pareto_figure(sweep)
+    front = fig.data[-1]
+    assert front.name == "Pareto front" and list(front.x) == [0.0, 50.0, 80.0]   # nominal (60 km, 85 %) is dominated
+    assert {t.name for t in fig.data[:-1]} == {"noop", "dr", "nominal"}
+    sweep.to_parquet(tmp_path / "sweep.parquet")
+    page = build_report(tmp_path)
+    assert "id=\"pareto\"" in page and "No map" not in page

@@ -6,6 +6,8 @@
 2. Evaluation: replays five March weekdays with a fleet of EVs under the policies
    ``noop, greedy, nominal, demand_robust, dr`` on identical requests, fleet draws and chargers, and
    prints the comparison table (mean and 95 % interval over days, change vs ``nominal``).
+3. Report: writes ``OUT/report.html`` (``drbalance report OUT``: headline, table, day profiles, map)
+   and prints its path.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from drbalance.commands.common import check_outputs, with_options
 from drbalance.commands.estimate import (add_estimate_options, config_from_args, print_report, run_estimate,
                                          write_outputs)
 from drbalance.commands.evaluate import print_comparison, run_evaluation, write_evaluation
+from drbalance.report import write_report
 
 DEMO_DAYS = "2021-03-02,2021-03-03,2021-03-04,2021-03-09,2021-03-10"
 #: where the demo writes its results unless --out says otherwise (relative to the working folder)
@@ -88,4 +91,6 @@ def run(args: argparse.Namespace) -> int:
         total += ev.seconds
     parts = "estimates/" + ("" if args.skip_evaluation else ", evaluation/ (evaluation.json, config.toml, ...)")
     console.print(f"results in {out.resolve()}/ ({parts}); total {total:.1f} s")
+    if not args.skip_evaluation:
+        console.print(f"report: {write_report(out).resolve()} (open it in a browser; it works offline)")
     return 0

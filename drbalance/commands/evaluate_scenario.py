@@ -28,6 +28,7 @@ from data_pipeline.scenarios import read_scenario
 from drbalance.commands.common import check_outputs, naming_options, option_values, with_options, write_json
 from drbalance.errors import ConfigError
 from drbalance.io import atomic_folder
+from drbalance.report import write_report
 from drbalance.scenario_eval import ScenarioEvalConfig, evaluate_scenario, scenario_compare, scenario_policies_json
 from drbalance.validation import check_number
 
@@ -44,6 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=None, help="seed of every draw (default 0)")
     p.add_argument("--json", type=Path, default=None, help="write the policies JSON here")
     p.add_argument("--out", type=Path, default=None, help="folder for the comparison table, runs, slots, config")
+    p.add_argument("--report", action="store_true", help="also write OUT/report.html (needs --out; drbalance report)")
     p.add_argument("--history-days", type=int, default=None, help="sampled days the estimates are fitted on (28)")
     p.add_argument("--slot-minutes", type=int, default=None, help="default 15")
     p.add_argument("--horizon", type=int, default=None, help="default 4")
@@ -131,6 +133,8 @@ def print_table(ev, table) -> None:
 
 def run(args: argparse.Namespace) -> int:
     check_outputs(files={"--json": args.json}, folders={"--out": args.out})
+    if args.report and args.out is None:
+        raise ConfigError("--report writes OUT/report.html: pass --out DIR as well")
     config = config_from_args(args)
     scenario = read_scenario(args.scenario)
     ev = evaluate_scenario(scenario, config)
@@ -149,4 +153,6 @@ def run(args: argparse.Namespace) -> int:
     write_json(args.json, payload)
     print(f"evaluated {len(config.policies)} policies on {config.days} day(s) of {scenario.name} "
           f"in {ev.seconds:.1f} s")
+    if args.report:
+        print(f"report: {write_report(args.out)}")
     return 0
