@@ -72,7 +72,7 @@ class SeenKeys:
         group_first = first[np.cumsum(start)[~start] - 1]
         dup = np.zeros(n, bool)
         if (a[later] != a[group_first]).any():                 # same hash, other pick-up: exact fallback
-            dup = pd.DataFrame({"h": h, "a": a}).duplicated(keep="first").to_numpy()
+            dup = pd.DataFrame({"h": h, "a": a}).duplicated(keep="first").to_numpy(copy=True)
             cand = np.flatnonzero(~dup)
             cand = cand[np.argsort(h[cand], kind="stable")]
         else:
@@ -93,7 +93,8 @@ class SeenKeys:
                 lo, hi = np.searchsorted(rh, ch[i], "left"), np.searchsorted(rh, ch[i], "right")
                 new[i] = not bool((ra[lo:hi] == ca[i]).any())
         dup[cand[~new]] = True
-        self.runs.append((ch[new], ca[new]))
+        if new.any():
+            self.runs.append((ch[new], ca[new]))
         while len(self.runs) > 1 and len(self.runs[-2][0]) <= 2 * len(self.runs[-1][0]):
             (h1, a1), (h2, a2) = self.runs.pop(), self.runs.pop()
             hh, aa = np.concatenate([h2, h1]), np.concatenate([a2, a1])

@@ -340,6 +340,19 @@ def _add_counts(total: np.ndarray, flat: np.ndarray) -> None:
         total[lo:lo + len(counts)] += counts
 
 
+def _zone_text(values: np.ndarray) -> list:
+    """Zone labels as text (``300``, not ``300.0``, for ids read as floats because of gaps); None if missing."""
+    out = []
+    for v in values:
+        if pd.isna(v):
+            out.append(None)
+        elif isinstance(v, (float, np.floating)) and np.isfinite(v) and float(v).is_integer():
+            out.append(str(int(v)))
+        else:
+            out.append(str(v))
+    return out
+
+
 class _RejectWriter:
     """Appends each batch's rejected rows to one parquet file (nothing when ``path`` is None)."""
 
@@ -355,8 +368,7 @@ class _RejectWriter:
         if self.writer is None or len(bad) == 0:
             return
         sub = trips.iloc[bad]
-        zone = [None if pd.isna(v) else str(v) for v in sub["pickup_zone"].to_numpy()]
-        dzone = [None if pd.isna(v) else str(v) for v in sub["dropoff_zone"].to_numpy()]
+        zone, dzone = _zone_text(sub["pickup_zone"].to_numpy()), _zone_text(sub["dropoff_zone"].to_numpy())
         table = pa.table({
             "source": pa.array([source] * len(bad), pa.string()),
             "row": pa.array(sub["row"].to_numpy(np.int64)),
