@@ -39,7 +39,7 @@ from drbalance.sweep_grid import (BASE_DEFAULTS, BASE_RULES, BUILTIN_MIXES, chec
                                   load_grid, parse_grid, scenario_key, sim_config)
 
 __all__ = ["BASE_DEFAULTS", "BASE_RULES", "BUILTIN_MIXES", "METRICS", "build_simulator", "check_scenario", "combine",
-           "expand", "grid_to_toml", "load_grid", "parse_grid", "plot_sweep", "read_done", "run_scenario", "run_sweep",
+           "dask_client", "expand", "grid_to_toml", "load_grid", "parse_grid", "plot_sweep", "read_done", "run_scenario", "run_sweep", "run_tasks",
            "scenario_key", "scenario_path", "sim_config", "write_atomic"]
 
 #: summary keys copied into the sweep table (scalars)
@@ -220,19 +220,9 @@ def run_sweep(grid: dict, out, workers: int = 1, scheduler: str | None = None, p
                 if progress:
                     progress(rec)
         else:
-            from dask.distributed import Client, LocalCluster, as_completed  # (b) heavy: only with workers
+            from dask.distributed import as_completed  # (b) heavy: only with workers
 
-            if scheduler is not None:
-                cluster = None
-                client = Client(scheduler)
-            else:
-                if workers < 1:
-                    raise ConfigError(f"--workers must be >= 0, got {workers}")
-                with _sigint_ignored():   # the worker processes inherit it: Ctrl-C reaches this process only
-                    cluster = LocalCluster(n_workers=int(workers), threads_per_worker=1, processes=True,
-                                           dashboard_address=None)
-                client = Client(cluster)
-            try:
+            with dask_client(workers, scheduler) as client:
                 n_workers = len(client.scheduler_info()["workers"])
                 startup_seconds = time.perf_counter() - t_tasks
                 t_tasks = time.perf_counter()
@@ -246,13 +236,6 @@ def run_sweep(grid: dict, out, workers: int = 1, scheduler: str | None = None, p
                     if progress:
                         progress(rec)
                 tasks_wall = time.perf_counter() - t_tasks
-            except KeyboardInterrupt:   # finished scenarios are on disk; stop the cluster without its noise
-                _close_quietly(client, cluster)
-                raise
-            finally:
-                client.close()
-                if cluster is not None:
-                    cluster.close()
     if not todo or (scheduler is None and workers == 0):
         tasks_wall = time.perf_counter() - t_tasks
     t_comb = time.perf_counter()
@@ -267,6 +250,78 @@ def run_sweep(grid: dict, out, workers: int = 1, scheduler: str | None = None, p
             "combine_seconds": time.perf_counter() - t_comb,
             "scheduler": scheduler or ("local" if workers else "inline"), "table": str(table_path),
             "plot": str(plot_path), "out": str(out)}
+
+
+@contextlib.contextmanager
+def dask_client(workers: int, scheduler: str | None = None):
+    """A Dask ``Client`` for the duration of the block: on an existing scheduler at address
+    ``scheduler``, else on a ``LocalCluster`` of ``workers`` (>= 1) processes with one thread each
+    (started with SIGINT ignored, so Ctrl-C reaches only this process).  An interrupt closes client and
+    cluster without Dask's shutdown log; both are closed on leaving the block.  An unreachable
+    scheduler raises :class:`ConfigError` naming the address."""
+    from dask.distributed import Client, LocalCluster  # (b) heavy: only with workers
+
+    if scheduler is not None:
+        cluster = None
+        try:
+            client = Client(scheduler, timeout="20s")
+        except (OSError, TimeoutError, ValueError) as exc:
+            raise ConfigError(f"cannot reach the Dask scheduler at {scheduler!r} ({type(exc).__name__}: {exc}); "
+                              "check the address (tcp://host:8786) or use --workers W for a local cluster") from None
+    else:
+        if int(workers) < 1:
+            raise ConfigError(f"--workers must be >= 0, got {workers}")
+        with _sigint_ignored():   # the worker processes inherit it: Ctrl-C reaches this process only
+            cluster = LocalCluster(n_workers=int(workers), threads_per_worker=1, processes=True,
+                                   dashboard_address=None)
+        client = Client(cluster)
+    try:
+        yield client
+    except KeyboardInterrupt:   # finished work is with the caller; stop the cluster without its noise
+        _close_quietly(client, cluster)
+        raise
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def run_tasks(fn, tasks: list[tuple], *, shared=None, workers: int = 0, scheduler: str | None = None,
+              progress=None) -> tuple[list, dict]:
+    """``[fn(shared, *task) for task in tasks]``, in task order, either here or on Dask.
+
+    ``workers = 0`` and no ``scheduler``: one after another in this process (no Dask).  Otherwise on
+    :func:`dask_client`: ``shared`` (e.g. a :class:`drbalance.study.Study`) is sent once to every
+    worker (``Client.scatter(broadcast=True)``) and the tasks are submitted in the order given (put the
+    longest first).  ``fn`` must be a module-level function (pickled by reference).  ``progress(i,
+    result)`` is called as each task finishes.  Returns the results and ``{"workers", "scheduler",
+    "startup_seconds", "tasks_seconds"}``.
+    """
+    t0 = time.perf_counter()
+    results: list = [None] * len(tasks)
+    if scheduler is None and int(workers) == 0:
+        for i, task in enumerate(tasks):
+            results[i] = fn(shared, *task)
+            if progress:
+                progress(i, results[i])
+        return results, {"workers": 0, "scheduler": "inline", "startup_seconds": 0.0,
+                         "tasks_seconds": time.perf_counter() - t0}
+    from dask.distributed import as_completed  # (b) heavy: only with workers
+
+    with dask_client(workers, scheduler) as client:
+        n_workers = len(client.scheduler_info()["workers"])
+        handle = client.scatter(shared, broadcast=True, hash=False)
+        startup = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        futures = {client.submit(fn, handle, *task, pure=False): i for i, task in enumerate(tasks)}
+        for fut in as_completed(list(futures)):
+            i = futures[fut]
+            results[i] = fut.result()
+            if progress:
+                progress(i, results[i])
+        seconds = time.perf_counter() - t1
+    return results, {"workers": n_workers, "scheduler": scheduler or "local", "startup_seconds": startup,
+                     "tasks_seconds": seconds}
 
 
 @contextlib.contextmanager

@@ -50,6 +50,34 @@ def mobility_fairness(D: np.ndarray, V: np.ndarray) -> dict[str, np.ndarray]:
             "zero_supply_requests": np.where(zero, D, 0.0).sum(axis=1)}
 
 
+def mobility_fairness_common(D: np.ndarray, V: list[np.ndarray]) -> list[np.ndarray]:
+    """``u_m_common`` per slot of each of several policies replaying the same requests: ``u_m``
+    restricted to the regions where *every* policy has vacant supply (``V > 0`` for all of them).
+
+    ``D`` ``(S, n)`` demand (identical for the policies: same requests), ``V`` a list of ``(S, n)``
+    post-dispatch vacant supplies, one per policy.  Per slot and policy ``p``,
+    ``u_m_common = - Σ_{i in C} | D_i / V_pi - Σ_j D_j / Σ_j V_pj |`` with ``C`` the common regions and
+    the reference ratio over all regions, as in :func:`mobility_fairness`; NaN where ``C`` is empty or
+    the policy has no vacant EV.  Unlike ``u_m`` it cannot reward a policy for emptying a region the
+    other covers: both are scored on the same regions.  Returns a list of ``(S,)`` arrays.
+    """
+    D = np.asarray(D, float)
+    Vs = [np.asarray(v, float) for v in V]
+    for v in Vs:
+        if v.shape != D.shape:
+            raise ValueError(f"vacant supply of shape {v.shape} does not match demand {D.shape}")
+    common = np.logical_and.reduce([v > 0 for v in Vs]) if Vs else np.zeros(D.shape, bool)
+    out = []
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for v in Vs:
+            totV = v.sum(axis=1)
+            ref = np.where(totV > 0, D.sum(axis=1) / totV, np.nan)
+            ratio = np.where(common, D / np.where(common, v, 1.0), 0.0)
+            u = -np.where(common, np.abs(ratio - ref[:, None]), 0.0).sum(axis=1)
+            out.append(np.where((totV > 0) & common.any(axis=1), u, np.nan))
+    return out
+
+
 def charging_fairness(E: np.ndarray, C: np.ndarray) -> np.ndarray:
     """``u_c`` per slot from occupied plugs ``E`` ``(S, n)`` (slot means) and plugs ``C`` ``(n,)``."""
     E = np.asarray(E, float)

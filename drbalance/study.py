@@ -62,6 +62,8 @@ class Study:
     pickups: np.ndarray
     circuity: float
     info: dict = field(default_factory=dict)
+    #: rolling estimates already fitted, by day (see :meth:`estimates_for`); not part of the value
+    _rolling: dict = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def from_trips(cls, trips: pd.DataFrame, zones: pd.DataFrame, config: StudyConfig = StudyConfig(), *,
@@ -122,20 +124,62 @@ class Study:
                                     siting=PlugSiting(per_vehicle=self.config.evaluation.plugs_per_vehicle),
                                     siting_weights=self.pickups, zones=self.zones, minutes=minutes)
 
+    def estimates_for(self, day) -> Estimates:
+        """The estimates a policy replaying ``day`` may use (no look-ahead either way).
+
+        ``evaluation.estimates = "fixed"``: :attr:`estimates` (fitted on the training period, which
+        ends before every replayed day).  ``"rolling:N"``: :class:`Estimates` refitted on the N calendar
+        days strictly before ``day`` (``day - N`` .. ``day - 1``; the region map stays the training
+        period's), cached per day.  Raises :class:`ConfigError` for a day not after the training
+        period and :class:`DataError` when the window holds trips on fewer than 2 days.
+        """
+        d = pd.Timestamp(day).normalize()
+        if d <= pd.Timestamp(self.config.evaluation.train[1]):
+            raise ConfigError(f"day {d.date()} is not after the training period ending "
+                              f"{self.config.evaluation.train[1]} (no look-ahead)")
+        n = self.config.evaluation.rolling_days
+        if n is None:
+            return self.estimates
+        key = str(d.date())
+        if key not in self._rolling:
+            first, last = d - pd.Timedelta(days=n), d - pd.Timedelta(days=1)
+            pt = self.trips["pickup_time"]
+            window = self.trips[(pt >= first) & (pt < d)]
+            window = window[self.regions.region_of(window["pickup_zone"].to_numpy()) >= 0]
+            window = window[self.regions.region_of(window["dropoff_zone"].to_numpy()) >= 0]
+            days_with_trips = int(window["pickup_time"].dt.normalize().nunique())
+            if days_with_trips < 2:
+                raise DataError(f"rolling estimates for {d.date()}: trips on {days_with_trips} of the {n} days "
+                                f"{first.date()}..{last.date()}; give trip files covering them or use "
+                                "--estimates fixed")
+            cfg = self.config
+            panels = trip_panels(window, self.regions, str(first.date()), str(last.date()), cfg.slot_minutes,
+                                 cfg.estimate.holidays)
+            # the same fit as the training-period estimates, trip model included (model v2's saa, timing)
+            self._rolling[key] = Estimates.fit(panels, self.regions, cfg.estimate).with_trip_model(window)
+        return self._rolling[key]
+
     def controller(self, mode: str | None = None, fallback=None, balancing: BalancingConfig | None = None,
-                   name: str = "") -> Controller:
-        """A :class:`Controller` on the study's estimates solving ``mode`` (default: the configured one)."""
+                   name: str = "", estimates: Estimates | None = None) -> Controller:
+        """A :class:`Controller` solving ``mode`` (default: the configured one) on ``estimates``
+        (default: the study's training-period estimates)."""
         bal = balancing or self.config.balancing
         if mode is not None:
             bal = dataclasses.replace(bal, mode=mode)
-        return Controller(self.estimates, bal, self.config.controller, fallback=fallback, name=name)
+        est = self.estimates if estimates is None else estimates
+        return Controller(est, bal, self.config.controller, fallback=fallback, name=name)
 
-    def policy(self, name: str, sim: Simulator):
-        """Policy ``name`` for ``sim``: a :meth:`controller` (with ``greedy`` as its fallback) for the
-        optimisers, else the built-in policy (:func:`drbalance.policies.make_policy`)."""
+    def policy(self, name: str, sim: Simulator, estimates: Estimates | None = None):
+        """Policy ``name`` for ``sim`` on ``estimates`` (default: the study's; see :meth:`estimates_for`):
+        a :meth:`controller` (with ``greedy`` as its fallback) for the optimisers, else the built-in
+        policy (:func:`drbalance.policies.make_policy`).  ``greedy`` (alone or as the fallback) moves
+        vacant EVs as far as the optimisers do: ``balancing.reach_km``."""
+        est = self.estimates if estimates is None else estimates
+        reach = self.config.balancing.reach_km
         if name in OPTIMISERS:
-            return self.controller(name, fallback=make_policy("greedy", sim, self.estimates), name=name)
-        return make_policy(name, sim, self.estimates)
+            return self.controller(name, fallback=make_policy("greedy", sim, est, reach_km=reach), name=name,
+                                   estimates=est)
+        return make_policy(name, sim, est, reach_km=reach)
 
 
 def _pickups(regions: RegionMap, trips: pd.DataFrame) -> tuple[np.ndarray, int]:

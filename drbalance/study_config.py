@@ -63,6 +63,19 @@ class EvaluationSettings:
     circuity : road distance / straight-line distance between zone centroids, a number >= 1, or
         ``"auto"`` (estimated from the training trips' metered distances).
     plugs_per_vehicle : chargers sited per EV in proportion to training pick-ups (NYC has no charger data).
+    fleet_sizing : ``"fixed"`` (replay ``sim.fleet_size`` EVs) or ``"auto"`` (the fleet with which the
+        training weekdays average ``trips_per_ev`` trips per EV per day; ``drbalance evaluate``'s default).
+    trips_per_ev : target trips per EV per day of ``fleet_sizing = "auto"`` (> 0; default 15).
+    seeds : fleet-draw seeds (``SimConfig.seed``); every (day, seed) pair replays every policy on
+        identical requests, fleet draw and chargers.  Empty (the default): the study's ``seed`` only.
+    baseline : the policy the others are compared with, pair by pair (must be among ``policies``);
+        None (the default): ``nominal`` when compared, else the first policy.
+    estimates : ``"fixed"`` (fitted once on ``train``) or ``"rolling:N"`` (refitted for every replayed
+        day on the N >= 2 calendar days strictly before it).
+    workers : Dask worker processes (one thread each) for the (day, seed, policy) replays; 0 (the
+        default) replays in this process.  Results are identical apart from timings.
+    scheduler : address of an existing Dask scheduler (e.g. ``tcp://10.0.0.5:8786``; ``workers`` is then
+        ignored), or None.
     """
 
     train: tuple[str, str] = ("2021-01-01", "2021-02-28")
@@ -72,6 +85,13 @@ class EvaluationSettings:
     hours: float = 24.0
     circuity: float | str = "auto"
     plugs_per_vehicle: float = 0.1
+    fleet_sizing: str = "fixed"
+    trips_per_ev: float = 15.0
+    seeds: tuple[int, ...] = ()
+    baseline: str | None = None
+    estimates: str = "fixed"
+    workers: int = 0
+    scheduler: str | None = None
 
     def __post_init__(self) -> None:
         set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731 - frozen dataclass
@@ -96,11 +116,50 @@ class EvaluationSettings:
         else:
             check_number("evaluation.circuity", self.circuity, low=1)
         check_number("evaluation.plugs_per_vehicle", self.plugs_per_vehicle, low=0, low_open=True)
+        check_choice("evaluation.fleet_sizing", self.fleet_sizing, ("fixed", "auto"))
+        check_number("evaluation.trips_per_ev", self.trips_per_ev, low=0, low_open=True)
+        seeds = (self.seeds,) if not isinstance(self.seeds, (tuple, list)) else tuple(self.seeds)
+        set_("seeds", tuple(check_int("evaluation.seeds", s, low=0) for s in seeds))
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ConfigError(f"evaluation.seeds repeat: {self.seeds}; give each seed once")
+        if self.baseline is not None and self.baseline not in pol:
+            raise ConfigError(f"evaluation.baseline {self.baseline!r} is not among the compared policies "
+                              f"{', '.join(pol)}; add it to the policies or choose one of them")
+        rolling_days(self.estimates)
+        check_int("evaluation.workers", self.workers, low=0)
+        if self.scheduler is not None and (not isinstance(self.scheduler, str) or not self.scheduler.strip()
+                                           or any(c.isspace() for c in self.scheduler)):
+            raise ConfigError(f"evaluation.scheduler must be a Dask scheduler address such as "
+                              f"tcp://host:8786, got {self.scheduler!r}")
 
     @property
     def minutes(self) -> int:
         """Replay length in whole minutes."""
         return int(round(self.hours * 60))
+
+    @property
+    def baseline_policy(self) -> str:
+        """The resolved baseline: ``baseline``, else ``nominal`` when compared, else the first policy."""
+        if self.baseline is not None:
+            return self.baseline
+        return "nominal" if "nominal" in self.policies else self.policies[0]
+
+    @property
+    def rolling_days(self) -> int | None:
+        """N of ``estimates = "rolling:N"`` (None for ``"fixed"``)."""
+        return rolling_days(self.estimates)
+
+
+def rolling_days(value) -> int | None:
+    """Parse an ``evaluation.estimates`` value: ``"fixed"`` -> None, ``"rolling:N"`` -> N (a whole number
+    >= 2); anything else raises :class:`ConfigError` naming the field and the accepted forms."""
+    if value == "fixed":
+        return None
+    head, _, n = str(value).partition(":") if isinstance(value, str) else ("", "", "")
+    if head == "rolling" and n.isdigit() and int(n) >= 2:
+        return int(n)
+    raise ConfigError(f"evaluation.estimates must be 'fixed' or 'rolling:N' with N >= 2 whole days "
+                      f"(e.g. rolling:28), got {value!r}")
 
 
 #: The values every part shares, owned by :class:`StudyConfig`: (study field, part, part field).

@@ -423,6 +423,13 @@ STUDY_OPTIONS = [
     option("--radius-scale", bad_float(0)), option("--bootstrap", bad_int(1)),
     option("--plugs-per-vehicle", positive()), option("--step-budget", positive()),
     option("--robust-radius", BAD_CHOICE),
+    # the evaluation protocol (issue 15); appended so that demo's STUDY_OPTIONS[:7] stay the same
+    option("--fleet", st.sampled_from(["Auto", "auto,1", "0", "-3", "1.5", "", "many"])),
+    option("--trips-per-ev", positive()), option("--workers", bad_int(0)),
+    option("--seeds", st.sampled_from(["", ",", "a", "0,0", "-1", "0;1", "1.5", "0,,x"])),
+    option("--baseline", st.sampled_from(["bogus", "", "NOMINAL", "nominal,dr"]), ("baseline",)),
+    option("--estimates", st.sampled_from(["rolling", "rolling:1", "rolling:x", "weekly", "", "rolling:-3",
+                                           "fixed:2"]), ("estimates",)),
 ]
 
 

@@ -2,36 +2,44 @@
 
 CLI contract (relied on by other tools; add options, never rename)::
 
-    drbalance evaluate TRIPS... [--zones CSV] --train A:B --days D1,D2,... --fleet N
-                       --policies noop,greedy,nominal,demand_robust,dr --seed 0 --out DIR --json PATH
+    drbalance evaluate TRIPS... [--zones CSV] --train A:B --days D1,D2,... [--fleet N|auto] [--trips-per-ev 15]
+                       [--seeds 0,1,2] [--baseline nominal] [--policies noop,greedy,nominal,demand_robust,dr]
+                       [--estimates fixed|rolling:N] [--workers W] [--scheduler ADDR] --seed 0 --out DIR --json PATH
     drbalance evaluate TRIPS... --config FILE.toml [any option above overrides the file] [--centroids CSV]
 
-Trains forecasts and uncertainty sets on ``--train``, replays every day of ``--days`` with each
-policy on identical requests, fleet draw and chargers, and writes: the comparison table (mean and
-95 % interval over days, % change vs ``nominal``) as ``comparison.csv``, per-run and per-slot
-parquet, controller steps, plots of each metric over the day per policy, the resolved configuration
-(``config.toml``: re-run it with ``--config DIR/config.toml`` to reproduce the results), and to
-PATH ``{"policies": {name: {balancing_km, u_m_mean, u_c_mean, served, unserved, step_s_median,
-fallbacks, ...}}}``.
+Trains forecasts and uncertainty sets on ``--train`` (or, with ``--estimates rolling:N``, on the N
+days before each replayed day), sizes the fleet (``--fleet auto``, the default without ``--config``:
+the training weekdays average ``--trips-per-ev`` trips per EV per day), replays every (day, seed) pair
+of ``--days`` x ``--seeds`` with each policy on identical requests, fleet draw and chargers (on Dask
+with ``--workers``/``--scheduler``: identical results), and prints the table: every metric with its
+unit and better-direction, per policy, and its change against ``--baseline`` with a 95 % paired
+bootstrap interval over days.  Writes ``comparison.csv``, per-run and per-slot parquet, controller
+steps, day-profile plots, the resolved configuration (``config.toml``: re-run it with ``--config
+DIR/config.toml`` to reproduce the results) and to PATH ``{"fleet", "policies": {name: {served_rate,
+balancing_km, wait_min_mean, wait_min_p90, fallback_share, u_m_mean, u_m_all_mean, u_m_common_mean,
+u_c_mean, u_c_reliable, step_s_median, ...}}, "paired": {name: {baseline, served_rate_pp,
+balancing_km_pct, wait_min, u_m_all_pct, ...}}, "seconds", ...}``.
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
+import sys
 from pathlib import Path
 
 import pandas as pd
 from rich.console import Console
 from rich.progress import Progress
-from rich.table import Table
 
 from data_pipeline.readers import read_tlc_trips
 from drbalance.commands.common import (add_centroids_option, centroids_note, check_outputs, read_zones,
                                        require_accepted, with_options, write_json, zone_files)
 from drbalance.errors import ConfigError
 from drbalance.io import atomic_folder
-from drbalance.evaluation import METRICS, compare, evaluate, plot_day_profiles, policies_json
+from drbalance.evaluation import compare, evaluate, plot_day_profiles, summary_json
 from drbalance.study_config import StudyConfig
+from drbalance.tables import format_evaluation
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -47,7 +55,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 #: ``--option`` -> dotted :class:`StudyConfig` key (a flag given on the command line overrides the
 #: ``--config`` file's value; one not given leaves it, or the default, alone).
 OPTION_KEYS = {
-    "fleet": "sim.fleet_size", "policies": "evaluation.policies", "seed": "seed", "regions": "evaluation.regions",
+    "policies": "evaluation.policies", "seed": "seed", "regions": "evaluation.regions",
     "slot_minutes": "slot_minutes", "horizon": "horizon", "hours": "evaluation.hours",
     "reach_km": "balancing.reach_km", "later_reach_km": "balancing.later_reach_km",
     "low_battery_reach_km": "balancing.low_battery_reach_km", "supply_floor": "balancing.supply_floor",
@@ -55,6 +63,8 @@ OPTION_KEYS = {
     "alpha": "balancing.alpha", "radius_scale": "controller.radius_scale", "robust_radius": "estimate.robust_radius",
     "bootstrap": "estimate.n_bootstrap", "plugs_per_vehicle": "evaluation.plugs_per_vehicle",
     "step_budget": "controller.step_budget_s", "train": "evaluation.train", "days": "evaluation.days",
+    "trips_per_ev": "evaluation.trips_per_ev", "baseline": "evaluation.baseline", "estimates": "evaluation.estimates",
+    "workers": "evaluation.workers", "scheduler": "evaluation.scheduler",
 }
 
 
@@ -69,7 +79,21 @@ def add_evaluate_options(p: argparse.ArgumentParser, required: bool = True) -> N
     p.add_argument("--train", default=None, help="training period START:END (inclusive)" +
                    ("; required unless --config sets it" if required else ""))
     p.add_argument("--days", default=None, help="comma-separated evaluation days after the training period")
-    p.add_argument("--fleet", type=int, default=None, help=f"number of EVs (default {d.sim.fleet_size})")
+    p.add_argument("--fleet", default=None,
+                   help="number of EVs, or 'auto': the training weekdays average --trips-per-ev trips per EV "
+                        "per day (default auto, or the --config file's setting)")
+    p.add_argument("--trips-per-ev", type=float, default=None,
+                   help=f"target trips per EV per day of --fleet auto (default {d.evaluation.trips_per_ev:g})")
+    p.add_argument("--seeds", default=None,
+                   help="comma-separated fleet-draw seeds; every (day, seed) pair replays every policy "
+                        "(default: --seed only)")
+    p.add_argument("--baseline", default=None,
+                   help="policy the others are compared with pair by pair (default nominal, if compared)")
+    p.add_argument("--estimates", default=None,
+                   help="'fixed' (fitted on --train) or 'rolling:N' (refitted on the N days before each day)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="Dask worker processes for the replays (default 0: in this process)")
+    p.add_argument("--scheduler", default=None, help="address of an existing Dask scheduler (tcp://host:8786)")
     p.add_argument("--policies", default=None, help=f"comma-separated (default {','.join(d.evaluation.policies)})")
     p.add_argument("--seed", type=int, default=None, help=f"seed of every draw (default {d.seed})")
     p.add_argument("--regions", type=int, default=None,
@@ -101,11 +125,38 @@ def config_from_args(args: argparse.Namespace) -> StudyConfig:
     if base is None and (args.train is None or args.days is None):
         raise ConfigError("--train and --days are required (or --config FILE.toml that sets "
                           "evaluation.train and evaluation.days)")
-    config = with_options(base or StudyConfig(), args, OPTION_KEYS)
+    config = with_options(base or StudyConfig(), args, OPTION_KEYS, fleet_values(args, base is None))
     if not config.evaluation.days:
         raise ConfigError("no evaluation day: pass --days D1,D2,... (dates after the training period), or a "
                           "--config file whose evaluation.days lists some")
     return config
+
+
+def fleet_values(args: argparse.Namespace, default_auto: bool = True) -> dict:
+    """Dotted configuration values of ``--fleet`` (``auto`` or a whole number >= 1) and ``--seeds``
+    (comma-separated whole numbers >= 0); without ``--fleet``, ``default_auto`` asks for ``auto``
+    (no ``--config`` file).  Bad values raise :class:`ConfigError` naming the option."""
+    out: dict = {}
+    fleet = getattr(args, "fleet", None)
+    if fleet is None:
+        if default_auto:
+            out["evaluation.fleet_sizing"] = "auto"
+    elif str(fleet).strip() == "auto":
+        out["evaluation.fleet_sizing"] = "auto"
+    else:
+        text = str(fleet).strip()
+        if not text.isdigit() or int(text) < 1:
+            raise ConfigError(f"--fleet must be a whole number of EVs >= 1 or 'auto', got {fleet!r}")
+        out.update({"sim.fleet_size": int(text), "evaluation.fleet_sizing": "fixed"})
+    seeds = getattr(args, "seeds", None)
+    if seeds is not None:
+        parts = [x.strip() for x in str(seeds).split(",") if x.strip()]
+        if not parts or not all(x.isdigit() for x in parts):
+            raise ConfigError(f"--seeds must be comma-separated whole numbers >= 0 (e.g. 0,1,2), got {seeds!r}")
+        if len(set(map(int, parts))) != len(parts):
+            raise ConfigError(f"--seeds repeats a seed: {seeds!r}; give each seed once")
+        out["evaluation.seeds"] = [int(x) for x in parts]
+    return out
 
 
 def run_evaluation(trip_files: list[Path], zones_path: Path | None, config, console=None,
@@ -117,7 +168,7 @@ def run_evaluation(trip_files: list[Path], zones_path: Path | None, config, cons
     last = max(pd.Timestamp(d) for d in ev_cfg.days)
     ing = read_tlc_trips(trip_files, zones, period=(ev_cfg.train[0], str(last.date())))
     require_accepted(ing.report, (ev_cfg.train[0], str(last.date())))
-    total = len(ev_cfg.days) * len(ev_cfg.policies)
+    total = len(ev_cfg.days) * len(ev_cfg.seeds or (config.seed,)) * len(ev_cfg.policies)
     with Progress(console=console, transient=True) as bar:
         task = bar.add_task("replaying", total=total)
 
@@ -130,41 +181,31 @@ def run_evaluation(trip_files: list[Path], zones_path: Path | None, config, cons
 
 
 def print_comparison(ev, table, console=None) -> None:
-    console = console or Console()
-    t = Table(title=f"{len(ev.config.evaluation.days)} day(s), {ev.config.sim.fleet_size} EVs, {ev.extra.get('n_regions')} regions: "
-                    "mean [95 % interval] (change vs nominal)")
-    t.add_column("metric")
-    names = list(dict.fromkeys(ev.runs["policy"]))
-    for n in names:
-        t.add_column(n, justify="right")
-    idx = table.set_index(["policy", "metric"])
-    for key, label, _ in METRICS:
-        cells = []
-        for n in names:
-            if (n, key) not in idx.index:
-                cells.append("")
-                continue
-            r = idx.loc[(n, key)]
-            if not r["mean"] == r["mean"]:
-                cells.append("–")
-                continue
-            ci = "" if r["n_days"] < 2 else f" [{r['ci_low']:.3g}, {r['ci_high']:.3g}]"
-            ch = "" if not (r["change_pct"] == r["change_pct"]) or n == "nominal" else f" ({r['change_pct']:+.1f}%)"
-            cells.append(f"{r['mean']:.4g}{ci}{ch}")
-        t.add_row(label, *cells)
-    console.print(t)
+    """Print the evaluation table (:func:`drbalance.tables.format_evaluation`): as wide as the terminal,
+    unlimited when the output goes to a file or pipe."""
+    text = format_evaluation(summary_json(ev, table), width=terminal_width())
+    if console is None:
+        print(text)
+    else:
+        console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
+def terminal_width() -> int | None:
+    """Columns of the terminal on stdout, or None when stdout is not a terminal (a file: wide)."""
+    if not sys.stdout.isatty():
+        return None
+    return shutil.get_terminal_size((100, 24)).columns
 
 
 def write_evaluation(ev, table, folder: Path | None, json_path: Path | None) -> dict:
     """Tables, parquet, day profiles, the resolved configuration and ``evaluation.json`` into ``folder``
     (None: none); the policies JSON to ``json_path`` (None: none)."""
-    payload = policies_json(ev, table)
-    payload.update(days=list(ev.config.evaluation.days), seconds=ev.seconds, n_regions=ev.extra.get("n_regions"),
-                   config=ev.config.to_dict(), extra=ev.extra)
+    payload = summary_json(ev, table)
+    payload.update(config=ev.config.to_dict(), extra=ev.extra)
     if folder is not None:
         with atomic_folder(folder) as out:   # every file appears only once all are complete
             table.to_csv(out / "comparison.csv", index=False)
-            ev.runs.to_parquet(out / "runs.parquet", index=False)
+            ev.runs.drop(columns=["wait_counts"], errors="ignore").to_parquet(out / "runs.parquet", index=False)
             ev.slots.to_parquet(out / "slots.parquet", index=False)
             if len(ev.steps):
                 ev.steps.assign(t=ev.steps["t"].astype(str)).to_parquet(out / "steps.parquet", index=False)
@@ -184,6 +225,7 @@ def run(args: argparse.Namespace) -> int:
     if note := centroids_note(ev.extra):
         print(note)
     write_evaluation(ev, table, args.out, args.json)
-    print(f"evaluated {len(config.evaluation.policies)} policies on {len(config.evaluation.days)} day(s) "
-          f"in {ev.seconds:.1f} s" + (f"; results and config.toml in {args.out}/" if args.out else ""))
+    n_seeds = len(config.evaluation.seeds or (config.seed,))
+    print(f"evaluated {len(config.evaluation.policies)} policies on {len(config.evaluation.days)} day(s) x "
+          f"{n_seeds} seed(s) with {ev.config.sim.fleet_size} EVs in {ev.seconds:.1f} s" + (f"; results and config.toml in {args.out}/" if args.out else ""))
     return 0
