@@ -61,12 +61,12 @@ def build_report(run_dir) -> str:
     if data.slots is not None and "policy" in data.slots and len(data.slots):
         figures.append(("profiles", "Day profiles",
                         report_figures.profiles_figure(data.slots, data.policies, data.slot_minutes), ""))
-    sections.append(_map_section(data, figures))
+    _map_figures(data, figures)
     if data.sweep is not None:
         fig = report_figures.pareto_figure(data.sweep)
         note = "" if fig is not None else "<p class='note'>The sweep table has no balancing_km / served_rate.</p>"
         figures.append(("pareto", "Pareto: km against served", fig, note))
-    for div_id, title, fig, note in figures:
+    for div_id, title, fig, note in figures:   # fig None: the note says why there is no figure
         if fig is not None:   # auto_play off: the map's frames are for the slider, not an animation on load
             note += fig.to_html(full_html=False, include_plotlyjs=False, div_id=div_id, auto_play=False,
                                 config={"displaylogo": False, "responsive": True})
@@ -104,8 +104,11 @@ def _summary_section(data) -> str:
         est = data.estimates
         cov = est.get("coverage_robust"), est.get("coverage_dr")
         if all(isinstance(c, (int, float)) for c in cov):
-            parts.append(f"<p>Uncertainty sets on held-out days: robust set coverage {cov[0]:.3f}, DR set coverage "
-                         f"{cov[1]:.3f} (demand; see <code>estimates/</code>).</p>")
+            nominal = est.get("nominal_coverage_robust")
+            target = f" (nominal {nominal:.2f})" if isinstance(nominal, (int, float)) else ""
+            parts.append(f"<p>Uncertainty sets, held-out demand: robust-set coverage {cov[0]:.3f}{target}, DR-set "
+                         f"coverage {cov[1]:.3f} (definitions and the other quantities: <code>estimates/</code>, "
+                         "docs/estimates.md).</p>")
     if data.kind != "sweep":
         table = report_tables.comparison_html(data)
         how = ("Δ: paired change against the baseline, mean [95 % interval]" if "Δ" in table else
@@ -116,18 +119,19 @@ def _summary_section(data) -> str:
     return f"<section id='sec-summary'>{''.join(parts)}</section>"
 
 
-def _map_section(data, figures: list) -> str:
-    """Add the map figures to ``figures``; returns a note when the folder holds no map data."""
+def _map_figures(data, figures: list) -> None:
+    """Add the map figures to ``figures`` (or one entry whose note says why there is no map)."""
     if data.kind == "sweep":
-        return ""
+        return
     if data.region_slots is None or data.regions is None:
-        return ("<section id='sec-map'><h2>Map</h2><p class='note'>No map: this folder has no "
-                f"{report_data.REGION_SLOTS} and {report_data.REGIONS} (per-region results); results "
-                "written by this drbalance version's simulate and evaluate have them.</p></section>")
+        figures.append(("map", "Map", None, "<p class='note'>No map: this folder has no "
+                        f"{report_data.REGION_SLOTS} and {report_data.REGIONS} (per-region results); "
+                        "simulate writes them, and evaluate will (see docs/report.md).</p>"))
+        return
     for value in report_figures.MAP_LAYERS:
         fig = report_figures.map_figure(data.region_slots, data.regions, data.policies, value, data.slot_minutes)
         if fig is None:
-            return "<section id='sec-map'><h2>Map</h2><p class='note'>No map: the regions have no location.</p></section>"
+            figures.append(("map", "Map", None, "<p class='note'>No map: the regions have no location.</p>"))
+            return
         kind = "TLC zone polygons" if fig.layout.meta["polygons"] else "region centroids (no polygons for these zones)"
         figures.append((f"map-{value}", f"Map: {report_figures.MAP_LAYERS[value][0]} ({kind})", fig, ""))
-    return ""

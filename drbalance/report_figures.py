@@ -178,7 +178,7 @@ def map_figure(region_slots: pd.DataFrame, regions: pd.DataFrame, policies: list
         buttons.append({"label": p, "method": "update", "args": [restyle, layout]})
     lat0 = float(c["lat"].mean())
     fig.update_layout(
-        title=f"{title} per region (mean over days), {when(0)} onwards: drag the slider; pick a policy",
+        title=f"{title} per region (mean over days): drag the slider through the day; buttons switch policy",
         sliders=sliders, height=640, margin={"t": 90, "l": 10, "r": 10, "b": 10}, plot_bgcolor="white",
         updatemenus=[{"type": "buttons", "direction": "right", "buttons": buttons, "showactive": True,
                       "x": 0.0, "xanchor": "left", "y": 1.09, "yanchor": "top"}],
