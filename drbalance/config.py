@@ -37,7 +37,8 @@ class BalancingConfig:
     mode : ``"nominal"`` (deterministic twin), ``"saa"`` (sample-average approximation over the training
         days' windows; shortfall only), ``"demand_robust"`` (the paper's robust baseline) or ``"dr"``
         (default): how uncertainty enters the objective.
-    lost_request_km : ``λ``, km of empty driving worth one lost request (shortfall; default 5.0).
+    lost_request_km : ``λ``, km of empty driving worth one lost request (shortfall; default 20, chosen by
+        ``drbalance tune`` on the bundled data's training period, see docs/balancing.md).
     charge_queue_km : km worth one EV-slot waiting for a plug (shortfall; default 2.0).
     elastic_km : price per vehicle of the elastic state-driven limits (low-battery EVs with no reachable
         plug, plugs over capacity), km (default 1000): large, so they are used only when nothing else works,
@@ -98,7 +99,7 @@ class BalancingConfig:
     tol: float = 1e-7
     scs_eps: float = 1e-6
     accept_inaccurate: bool = False
-    lost_request_km: float = 5.0
+    lost_request_km: float = 20.0
     charge_queue_km: float = 2.0
     elastic_km: float = 1000.0
     chance_epsilon: float = 0.1
@@ -167,8 +168,9 @@ class ControllerConfig:
     step_budget_s : wall-clock budget of one decision (s); a solve that takes longer is treated as a
         timeout (its plan arrives too late to be used) and the fallback answers instead.
     use_previous : try the previous plan's slot-2 moves before the fallback policy.
-    radius_scale : multiplies the radius γ of every uncertainty set and model v2's mean half-widths ``δ``
-        (1 = as estimated; 0 = no mean ambiguity; model v2's ``dr`` keeps the variance ``σ²``), for radius sweeps.
+    radius_scale : multiplies the radius γ of every uncertainty set and model v2's mean half-widths ``δ`` and
+        standard deviations ``σ`` (1 = as estimated; 0 = nominal data in a robust mode: v2's ``dr`` then solves
+        its deterministic twin exactly), for ambiguity sweeps.
     """
 
     step_budget_s: float = 30.0

@@ -142,7 +142,7 @@ class Controller:
                 scaled[name] = dataclasses.replace(u, radius=u.radius * r)
             for name in ("demand_moments", "supply_moments"):
                 mo = getattr(fc, name)
-                scaled[name] = dataclasses.replace(mo, halfwidth=mo.halfwidth * r)
+                scaled[name] = dataclasses.replace(mo, halfwidth=mo.halfwidth * r, variance=mo.variance * r * r)
             fc = dataclasses.replace(fc, **scaled)
         return fc
 

@@ -295,6 +295,7 @@ class ShortfallData:
     s_hat: np.ndarray        # forecast supply carried into the next slot when the state has no incoming
     theta: np.ndarray        # timing share
     centre: np.ndarray       # the mode's net-demand level in U >= centre - A (nominal, demand_robust, dr: μ)
+    nominal: np.ndarray      # the point forecast of the net demand (the nominal twin's centre)
     hires: np.ndarray        # h: the mode's mean demand (expected hires = h - U)
     sigma: np.ndarray        # dr: standard deviation of the net demand
     scenarios: np.ndarray | None   # saa: (N, K, n) net-demand scenarios

@@ -26,6 +26,9 @@ from drbalance.errors import DataError
 from drbalance.problem_shortfall import ShortfallData
 from drbalance.state import FleetState, Forecasts
 
+#: smallest standard deviation of the net demand used in the dr cones (requests per region and slot)
+SIGMA_FLOOR = 0.02
+
 
 def _moments(fc: Forecasts, name: str, K: int, n: int):
     mo = getattr(fc, name)
@@ -47,7 +50,7 @@ def shortfall_data(state: FleetState, fc: Forecasts, mode: str, config: Balancin
         raise DataError(f"state has {state.n} regions but the region map has {n}")
     if fc.demand.shape != (K, n):
         raise DataError(f"forecasts have shape {fc.demand.shape}, expected (K={K}, n={n})")
-    diag: dict = {}
+    diag: dict = {"requested_mode": mode}
     m_r = np.maximum(fc.demand, 0.0)
     s_f = np.maximum(fc.supply, 0.0)
     diag["demand_centre_floored"] = int((fc.demand < 0).sum())
@@ -91,8 +94,11 @@ def shortfall_data(state: FleetState, fc: Forecasts, mode: str, config: Balancin
             delta = delta + theta * sm.halfwidth.reshape(K, n)
         sigma = np.sqrt(np.maximum(var, 0.0))
         centre = m_r + delta - theta * s_hat
-        if known:
-            sigma = np.where(centre > 0, sigma, 0.0)   # a count with mean 0 has no spread
+        if not (delta > 0).any() and not (sigma > 0).any():
+            mode = "nominal"   # no ambiguity left (e.g. radius_scale = 0): exactly the deterministic twin
+        # a floor keeps every cone strictly interior (σ = 0 puts the optimum on the cone's boundary, which
+        # left Clarabel "almost solved" at night); it moves U by at most SIGMA_FLOOR / 2 per region and slot
+        sigma = np.maximum(sigma, SIGMA_FLOOR)
         diag["mean_halfwidth_mean"] = float(delta.mean())
         diag["sigma_mean"] = float(sigma.mean())
     elif mode == "saa":
@@ -112,8 +118,9 @@ def shortfall_data(state: FleetState, fc: Forecasts, mode: str, config: Balancin
         raise DataError(f"unknown mode {mode!r} for the shortfall objective")
     hires = centre + theta * s_hat if mode != "saa" else (
         scenarios.mean(axis=0) if known else np.maximum(dm.scenarios.reshape(-1, K, n), 0).mean(axis=0))
+    diag["effective_mode"] = mode
     mu_a = np.zeros((K, n)) if fc.charging is None else np.asarray(fc.charging, float)
     sigma_a = np.sqrt(mu_a) if fc.charging_std is None else np.asarray(fc.charging_std, float)
     return ShortfallData(V=state.vacant, L=L, p=state.plugs, occ=occ, qa=queue_allowance, kappa=kappa, s_hat=s_hat,
-                         theta=theta, centre=centre, hires=np.maximum(hires, 0.0), sigma=sigma, scenarios=scenarios,
+                         theta=theta, centre=centre, nominal=m_r - theta * s_hat, hires=np.maximum(hires, 0.0), sigma=sigma, scenarios=scenarios,
                          mu_a=mu_a, sigma_a=sigma_a, diagnostics=diag)

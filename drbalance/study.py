@@ -90,7 +90,7 @@ class Study:
             regions = regions.coarsen(ev.regions, pickups, random_state=config.seed)
             pickups, outside = _pickups(regions, train)
         panels = trip_panels(train, regions, ev.train[0], ev.train[1], config.slot_minutes, config.estimate.holidays)
-        estimates = Estimates.fit(panels, regions, config.estimate)
+        estimates = Estimates.fit(panels, regions, config.estimate).with_trip_model(train)  # timing share, mobility
         info = {"train_days": n_days, "train_trips": int(len(train)), "pickups_outside_regions": outside,
                 "n_regions": regions.n, "circuity": circuity}
         if rejects is not None:

@@ -21,7 +21,7 @@ MODES = ("nominal", "demand_robust", "dr")
 
 #: The per-zone prototype's problem settings the synthetic test cities are built around (reach 4.5 km,
 #: chargers within 3 km, MATH.md's supply floor and queue allowance of 0).
-PROTO = dict(reach_km=4.5, low_battery_reach_km=3.0, supply_floor=0.0, queue_allowance=0.0)
+PROTO = dict(objective="ratio", reach_km=4.5, low_battery_reach_km=3.0, supply_floor=0.0, queue_allowance=0.0)
 
 
 def without(d: dict, *keys: str) -> dict:

@@ -125,10 +125,10 @@ def test_results_folder_config_toml_reproduces_the_results(tmp_path):
     first = tmp_path / "first"
     rc = main(["evaluate", *files, "--train", "2021-02-01:2021-02-28", "--days", "2021-03-02", "--fleet", "150",
                "--policies", "greedy,dr", "--regions", "8", "--horizon", "3", "--hours", "8", "--bootstrap", "50",
-               "--beta1", "1.5", "--seed", "3", "--out", str(first)])
+               "--lost-request-km", "15", "--seed", "3", "--out", str(first)])
     assert rc == 0
     cfg = StudyConfig.from_toml(first / "config.toml")
-    assert (cfg.seed, cfg.horizon, cfg.balancing.beta1, cfg.sim.fleet_size) == (3, 3, 1.5, 150)
+    assert (cfg.seed, cfg.horizon, cfg.balancing.lost_request_km, cfg.sim.fleet_size) == (3, 3, 15.0, 150)
     again = tmp_path / "again"
     assert main(["evaluate", *files, "--config", str(first / "config.toml"), "--out", str(again)]) == 0
     timing = [c for c in pd.read_parquet(first / "runs.parquet").columns if c.endswith("_s") or "seconds" in c
@@ -140,9 +140,9 @@ def test_results_folder_config_toml_reproduces_the_results(tmp_path):
     assert (again / "config.toml").read_text() == (first / "config.toml").read_text()
     # a flag overrides the file's value
     third = tmp_path / "third"
-    assert main(["evaluate", *files, "--config", str(first / "config.toml"), "--beta1", "1.0",
+    assert main(["evaluate", *files, "--config", str(first / "config.toml"), "--lost-request-km", "40",
                  "--out", str(third)]) == 0
-    assert StudyConfig.from_toml(third / "config.toml").balancing.beta1 == 1.0
+    assert StudyConfig.from_toml(third / "config.toml").balancing.lost_request_km == 40.0
     c = pd.read_parquet(third / "runs.parquet").drop(columns=timing)
     assert not c.equals(a)
 

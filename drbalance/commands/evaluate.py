@@ -55,6 +55,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 #: ``--option`` -> dotted :class:`StudyConfig` key (a flag given on the command line overrides the
 #: ``--config`` file's value; one not given leaves it, or the default, alone).
 OPTION_KEYS = {
+    "objective": "balancing.objective", "lost_request_km": "balancing.lost_request_km",
+    "charge_queue_km": "balancing.charge_queue_km", "timing_share": "balancing.timing_share",
     "policies": "evaluation.policies", "seed": "seed", "regions": "evaluation.regions",
     "slot_minutes": "slot_minutes", "horizon": "horizon", "hours": "evaluation.hours",
     "reach_km": "balancing.reach_km", "later_reach_km": "balancing.later_reach_km",
@@ -109,6 +111,14 @@ def add_evaluate_options(p: argparse.ArgumentParser, required: bool = True) -> N
                    help=f"charger reach of low-battery EVs (default {d.balancing.low_battery_reach_km:g} km)")
     p.add_argument("--supply-floor", type=float, default=None, help="vehicles added to each S + s denominator")
     p.add_argument("--queue-allowance", type=float, default=None, help="queued EVs allowed per charger region")
+    p.add_argument("--objective", default=None, choices=["shortfall", "ratio"],
+                   help="model v2 (shortfall, default) or the paper's ratio model")
+    p.add_argument("--lost-request-km", type=float, default=None,
+                   help="shortfall: km of empty driving worth one lost request (lambda, default 20)")
+    p.add_argument("--charge-queue-km", type=float, default=None,
+                   help="shortfall: km worth one EV-slot waiting for a plug (default 2)")
+    p.add_argument("--timing-share", type=float, default=None,
+                   help="theta in [0, 1] (default: estimated from the training trips)")
     p.add_argument("--beta1", type=float, default=None)
     p.add_argument("--beta2", type=float, default=None)
     p.add_argument("--alpha", type=float, default=None)
