@@ -158,3 +158,44 @@ def test_seen_keys_marks_duplicates_in_row_order_across_batches():
         assert key_hash(*other)[0] != h0
     assert key_hash(base[0], base[1], base[2], base[3], np.array([-0.0]))[0] == key_hash(
         base[0], base[1], base[2], base[3], np.array([0.0]))[0]
+
+
+@pytest.mark.parametrize("batch_rows", [1500, 1_000_000])
+def test_kept_frame_equals_in_memory_frame_of_the_period(generated, zones, in_memory, batch_rows):
+    counts = count_tlc_trips(generated[0], zones, QUARTER, batch_rows=batch_rows, keep=("2023-02-01", "2023-02-28"))
+    ref = _picked_up(in_memory.frame, "2023-02-01", "2023-02-28").reset_index(drop=True)
+    pd.testing.assert_frame_equal(counts.frame, ref)
+    assert count_tlc_trips(generated[0][:1], zones, QUARTER).frame is None
+    with pytest.raises(ConfigError, match="keep period"):
+        count_tlc_trips(generated[0][:1], zones, QUARTER, keep=("2023-03-01", "2023-04-30"))
+
+
+def test_estimate_command_streams_monthly_files_like_the_in_memory_path(generated, zones, tmp_path):
+    """``drbalance estimate`` on 12 monthly files: reject report, panel totals and held-out coverage equal
+    those of the in-memory path (read_tlc_trips + Study.from_trips + trip_panels)."""
+    import json
+
+    from drbalance.cli import main
+    from drbalance.study import Study
+    from drbalance.study_config import StudyConfig
+
+    files = generated[0]
+    opts = ["--train", "2023-01-01:2023-02-28", "--heldout", "2023-03-01:2023-03-31", "--slot-minutes", "60",
+            "--horizon", "2", "--regions", "6", "--bootstrap", "30"]
+    opts += ["--zones", str(datasets.nyc_zone_lookup())]
+    assert main(["estimate", *map(str, files), *opts, "--out", str(tmp_path / "e"),
+                 "--json", str(tmp_path / "e.json")]) == 0
+    got = json.loads((tmp_path / "e.json").read_text())
+    ref = read_tlc_trips(files, zones, period=("2023-01-01", "2023-03-31"))
+    assert {k: got[k] for k in ("rows_read", "rows_accepted", "rows_rejected", "rejected_by_reason")} == \
+        ref.report.to_dict()
+    assert got["rows_read"] == 24_000
+    config = StudyConfig().with_values({"slot_minutes": 60, "horizon": 2, "evaluation.regions": 6,
+                                        "estimate.n_bootstrap": 30, "evaluation.train": ["2023-01-01", "2023-02-28"],
+                                        "evaluation.days": []})
+    study = Study.from_trips(ref.frame, zones, config, rejects=ref.report.by_reason)
+    panels = trip_panels(ref.frame, study.regions, "2023-01-01", "2023-03-31", 60)
+    assert got["trips_in_panels"] == {q: p.total() for q, p in panels.items()}
+    assert got["trips_outside_panels"] == {q: p.outside for q, p in panels.items()}
+    cov = study.estimates.coverage({q: p.select("2023-03-01", "2023-03-31") for q, p in panels.items()})
+    assert got["coverage"]["demand"] == pytest.approx(cov["demand"], rel=0, abs=0)

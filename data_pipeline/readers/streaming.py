@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+from pandas.api.types import union_categoricals
 
 from data_pipeline.panels import Panel, check_slot_minutes, day_types
 from data_pipeline.readers.common import table_columns
@@ -88,6 +89,8 @@ class TripCounts:
     report : the :class:`RejectReport` (identical to :func:`read_tlc_trips`'s on the same files).
     ratio_day, ratio : pick-up day and metered/straight-line ratio of each trip usable for
         ``estimate_circuity`` (None unless counted with ``circuity=True``).
+    frame : the canonical frame of the accepted trips picked up in the ``keep`` period (rows equal to
+        :func:`read_tlc_trips`'s frame restricted to that period, index 0..n-1), or None without ``keep``.
     """
 
     zone_ids: np.ndarray
@@ -99,6 +102,7 @@ class TripCounts:
     report: RejectReport
     ratio_day: np.ndarray | None = None
     ratio: np.ndarray | None = None
+    frame: pd.DataFrame | None = None
 
     # ------------------------------------------------------------------ sub-periods
     def _day_range(self, first_day, last_day) -> tuple[int, int]:
@@ -185,7 +189,8 @@ class TripCounts:
 def count_tlc_trips(paths: str | Path | Sequence[str | Path], zones: pd.DataFrame, period: tuple[str, str], *,
                     slot_minutes: int = 15, max_trip_minutes: float = 360.0, reject_negative_fare: bool = True,
                     batch_rows: int = DEFAULT_BATCH_ROWS, rejected_path: str | Path | None = None,
-                    circuity: bool = False, specs: Sequence[TripColumns] | None = None) -> TripCounts:
+                    circuity: bool = False, keep: tuple[str, str] | None = None,
+                    specs: Sequence[TripColumns] | None = None) -> TripCounts:
     """Stream NYC TLC trip files (any layout :func:`read_tlc_trips` reads) into :class:`TripCounts`.
 
     Parameters
@@ -198,6 +203,9 @@ def count_tlc_trips(paths: str | Path | Sequence[str | Path], zones: pd.DataFram
     rejected_path : optional parquet file receiving, batch by batch, every rejected row's ``source``,
         ``row``, ``reason`` and canonical values (times, zones as text, ``distance_km``, ``fare``).
     circuity : keep the per-trip ratios :meth:`TripCounts.circuity` needs.
+    keep : ``(first_day, last_day)`` inside ``period``: also keep the canonical frame of the accepted
+        trips picked up then (:attr:`TripCounts.frame`, e.g. a training period for
+        :meth:`drbalance.Study.from_trips`); memory grows with those trips only (~57 bytes each).
     specs : column mappings per file (default: recognised TLC layouts), as in :func:`read_trips`.
     """
     paths = [Path(p) for p in ([paths] if isinstance(paths, (str, Path)) else paths)]
@@ -217,6 +225,11 @@ def count_tlc_trips(paths: str | Path | Sequence[str | Path], zones: pd.DataFram
     if len(days) == 0:
         raise ConfigError(f"period end {period[1]} is before its start {period[0]}")
     acc = _Accumulator(zones, days, s, circuity)
+    if keep is not None:
+        ka, kb = (int((pd.Timestamp(x).normalize() - days[0]).days) for x in keep)
+        if not (0 <= ka <= kb < len(days)):
+            raise ConfigError(f"keep period {keep[0]}..{keep[1]} must lie inside the period {period[0]}..{period[1]}")
+        acc.keep = (ka, kb)
     writer = _RejectWriter(rejected_path)
     try:
         for path, spec in zip(paths, specs):
@@ -228,7 +241,7 @@ def count_tlc_trips(paths: str | Path | Sequence[str | Path], zones: pd.DataFram
                 if offset:
                     trips["row"] += offset
                 chk = check_trips(trips, zones, period, max_trip_minutes, reject_negative_fare)
-                bad = acc.add_batch(chk, source, offset)
+                bad = acc.add_batch(chk, source, offset, trips)
                 writer.write(trips, bad, chk.code, path.name)
                 offset += len(trips)
     finally:
@@ -256,12 +269,14 @@ class _Accumulator:
         self.circuity = circuity
         self.ratios: list[tuple[np.ndarray, np.ndarray]] = []
         self.lat, self.lon = zones["lat"].to_numpy(float), zones["lon"].to_numpy(float)
+        self.keep: tuple[int, int] | None = None
+        self.kept: list[pd.DataFrame] = []
 
     def add_source(self, name: str) -> int:
         self.sources.append(name)
         return len(self.sources) - 1
 
-    def add_batch(self, chk, source: int, offset: int) -> np.ndarray:
+    def add_batch(self, chk, source: int, offset: int, trips: pd.DataFrame) -> np.ndarray:
         """Mark duplicates, count the accepted rows, keep the rejected ones; returns rejected positions."""
         code = chk.code
         ok = np.flatnonzero(code == 0)
@@ -293,12 +308,28 @@ class _Accumulator:
             self.later.append(np.stack([pday[~same], ds[~same], dz[~same]], axis=1))
             if sum(len(x) for x in self.later) > 4_000_000:
                 self.later = [self._later_table()]
+        if self.keep is not None:
+            self._keep(trips, chk, ok[(pday >= self.keep[0]) & (pday <= self.keep[1])], source)
         if self.circuity:
             straight = haversine_km(self.lat[pz], self.lon[pz], self.lat[dz], self.lon[dz])
             metered = chk.dist[ok]
             good = np.isfinite(straight) & (straight >= 1.0) & np.isfinite(metered) & (metered > 0)
             self.ratios.append((pday[good].astype(np.int32), metered[good] / straight[good]))
         return bad
+
+    def _keep(self, trips: pd.DataFrame, chk, sel: np.ndarray, source: int) -> None:
+        """Canonical rows ``sel`` of the batch (as :func:`validate_trips` builds its frame)."""
+        zone_ids = self.zones.index.to_numpy()
+        self.kept.append(pd.DataFrame({
+            "pickup_time": trips["pickup_time"].to_numpy()[sel],
+            "dropoff_time": trips["dropoff_time"].to_numpy()[sel],
+            "pickup_zone": zone_ids[chk.pu_code[sel]],
+            "dropoff_zone": zone_ids[chk.do_code[sel]],
+            "distance_km": chk.dist[sel],
+            "duration_min": chk.dur_min[sel],
+            "source": pd.Categorical.from_codes(np.zeros(len(sel), np.int8), [self.sources[source]]),
+            "row": trips["row"].to_numpy()[sel].astype("int64"),
+        }))
 
     def _later_table(self) -> np.ndarray:
         """(m, 4) unique ``pickup_day, slot_abs, zone, n`` rows of the later-day drop-offs so far."""
@@ -326,10 +357,17 @@ class _Accumulator:
         if self.circuity:
             ratio_day = np.concatenate([r[0] for r in self.ratios]) if self.ratios else np.zeros(0, np.int32)
             ratio = np.concatenate([r[1] for r in self.ratios]) if self.ratios else np.zeros(0)
+        frame = None
+        if self.keep is not None:
+            parts, self.kept = self.kept, []
+            if parts:
+                src = union_categoricals([p["source"].array for p in parts])
+                frame = pd.concat([p.drop(columns="source") for p in parts], ignore_index=True)
+                frame.insert(6, "source", src)
         return TripCounts(self.zones.index.to_numpy(), self.days, self.s, self.demand.reshape(shape),
                           self.supply.reshape(shape),
                           pd.DataFrame(later, columns=["pickup_day", "slot_abs", "zone", "n"]),
-                          report, ratio_day, ratio)
+                          report, ratio_day, ratio, frame)
 
 
 def _add_counts(total: np.ndarray, flat: np.ndarray) -> None:

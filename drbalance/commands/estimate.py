@@ -22,8 +22,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from data_pipeline.panels import trip_panels
-from data_pipeline.readers import read_tlc_trips
+from data_pipeline.readers import count_tlc_trips
 from drbalance.commands.common import (add_centroids_option, centroids_note, check_outputs, option_values,
                                        parse_period, read_zones, require_accepted, with_options, write_json,
                                        zone_files)
@@ -121,13 +120,16 @@ def run_estimate(trips: list[Path], args: argparse.Namespace, progress=None) -> 
     check_number("--max-trip-minutes", args.max_trip_minutes, low=0, low_open=True)
     zones = read_zones(trips, args.zones, getattr(args, "centroids", None))
     first, last = train[0], (heldout or train)[1]
-    ing = read_tlc_trips(trips, zones, period=(first, last), max_trip_minutes=args.max_trip_minutes,
-                         reject_negative_fare=not args.keep_negative_fares)
-    require_accepted(ing.report, (first, last))
-    study = Study.from_trips(ing.frame, zones, config, rejects=ing.report.by_reason)
+    # streamed in record batches: counts per zone for the whole period, trips kept for training only
+    counts = count_tlc_trips(trips, zones, (first, last), slot_minutes=config.slot_minutes,
+                             max_trip_minutes=args.max_trip_minutes, reject_negative_fare=not args.keep_negative_fares,
+                             keep=train)
+    report = counts.report
+    require_accepted(report, (first, last))
+    study = Study.from_trips(counts.frame, zones, config, rejects=report.by_reason)
     est, regions, ec = study.estimates, study.regions, config.estimate
     # every accepted trip counted over the whole period (the reject report's rows end up here)
-    panels = trip_panels(ing.frame, regions, first, last, config.slot_minutes, ec.holidays)
+    panels = counts.panels(regions, first, last, ec.holidays)
     cov = {}
     n_heldout = 0
     if heldout:
@@ -135,7 +137,7 @@ def run_estimate(trips: list[Path], args: argparse.Namespace, progress=None) -> 
         n_heldout = held_p["demand"].n_days
         cov = est.coverage(held_p, progress=progress)
     summary = {
-        **ing.report.to_dict(),
+        **report.to_dict(),
         "n_regions": regions.n,
         "n_zones": int(len(regions.zone_ids)),
         "n_days_train": study.panels["demand"].n_days,
@@ -155,7 +157,7 @@ def run_estimate(trips: list[Path], args: argparse.Namespace, progress=None) -> 
                    "max_trip_minutes": args.max_trip_minutes, "reject_negative_fare": not args.keep_negative_fares},
     }
     summary["seconds"] = time.perf_counter() - t0
-    return EstimateRun(summary, ing.report, est, cov, config)
+    return EstimateRun(summary, report, est, cov, config)
 
 
 def write_outputs(result: EstimateRun, folder: Path, json_path: Path | None) -> None:
