@@ -124,11 +124,29 @@ class TripModel:
         """(K,) ``θ`` of the ``K`` slots from ``start_slot`` (wrapping past midnight)."""
         return np.array([self.timing_share(start_slot + k, patience) for k in range(horizon)])
 
-    def return_matrices(self, horizon: int) -> list:
+    def return_matrices(self, horizon: int, max_destinations: int | None = 16) -> list:
         """The ``K - 1`` sparse (n, n) matrices ``M_1..M_{K-1}`` (share of hires from ``i`` vacant again in
-        ``j`` ``d`` slots later)."""
+        ``j`` ``d`` slots later).
+
+        ``max_destinations`` keeps each origin's most frequent destinations per ``d`` and scales them up so
+        the origin's share returning after ``d`` slots is unchanged (None keeps all): the matrices couple the
+        slots of the balancing problem, and a dense ``n x n`` block per pair of slots would dominate its
+        factorisation at city scale.
+        """
         K = int(horizon)
-        return [sp.csr_matrix(self.returns[d]) for d in range(min(K - 1, len(self.returns)))]
+        out = []
+        for d in range(min(K - 1, len(self.returns))):
+            M = self.returns[d].copy()
+            if max_destinations is not None and M.shape[1] > max_destinations:
+                total = M.sum(axis=1)
+                top = np.argpartition(-M, max_destinations - 1, axis=1)[:, :max_destinations]
+                keep = np.zeros(M.shape, bool)
+                np.put_along_axis(keep, top, True, axis=1)
+                M = np.where(keep, M, 0.0)
+                kept = M.sum(axis=1)   # the origin's mass is restored exactly
+                M *= np.divide(total, kept, out=np.zeros_like(total), where=kept > 0)[:, None]
+            out.append(sp.csr_matrix(M))
+        return out
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         """Arrays for an ``.npz`` bundle (see :meth:`from_arrays`)."""

@@ -251,7 +251,10 @@ class BalancingProblem:
         U = sol["U"]
         u_nom = np.maximum(dat.nominal - A, 0.0)
         lam = cfg.lost_request_km * shortfall.SLOT_DISCOUNT ** np.arange(K)
-        stranded, over = float(sol["strand"].sum()), float(sol["over"].sum())
+        no_pair = np.ones(n, bool)
+        no_pair[st.y_origins] = False   # low-battery EVs with no charger pair at all are stranded by construction
+        stranded = float(sol["strand"].sum() + dat.L[0][no_pair].sum())
+        over = float(sol["over"].sum())
         terms = {"objective": float(res.objective), "idle_km": idle, "expected_unserved": float(U.sum()),
                  "expected_unserved_first_slot": float(U[0].sum()), "expected_unserved_nominal":
                  float(u_nom.sum()),
