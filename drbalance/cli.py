@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "drbalance.commands.simulate",
     "drbalance.commands.evaluate",
     "drbalance.commands.evaluate_scenario",
+    "drbalance.commands.tune",
     "drbalance.commands.sweep",
     "drbalance.commands.report",
 )
