@@ -32,7 +32,8 @@ class SolveInputs:
     qa : (n,) queue allowance.
     mu : (K, n) demand centre (floored at 0), requests per slot.
     s_hat : (K, n) supply point forecast (floored at 0).
-    s_cone : (K, n) supply in the supply-demand denominators (``ŝ``, or ``s⁻`` in mode ``dr``).
+    s_cone : (K, n) supply in the supply-demand denominators: ``θ ŝ``, or ``θ s⁻`` in mode ``dr`` (``s⁻`` the
+        simultaneous lower bound of the supply mean, MATH.md 1.1).
     c : (K, n) charging demand (the plug counts when no charging forecast is given).
     gamma : radius of the mode's demand set (0 in mode ``nominal``).
     factor : (K n, r) low-rank covariance factor ``F`` of the demand set, or None (nominal).
@@ -53,6 +54,7 @@ class SolveInputs:
     factor: np.ndarray | None
     diag: np.ndarray | None
     diagnostics: dict = field(default_factory=dict)
+    s_nominal: np.ndarray | None = None   # (K, n) θ ŝ: the nominal mode's supply credit
 
     @property
     def rank(self) -> int:
@@ -92,7 +94,16 @@ def solve_inputs(state: FleetState, fc: Forecasts, mode: str, config: BalancingC
     occ = np.broadcast_to(state.occupied, (K, n)).copy() if fc.occupied is None else fc.occupied.copy()
     c = np.broadcast_to(state.plugs, (K, n)).astype(float) if fc.charging is None else fc.charging
     gamma, factor, dvec = 0.0, None, None
-    s_cone = s_hat
+    # MATH.md 1.1 (a): a drop-off during slot k serves only a share θ of slot k's requests
+    if config.timing_share is not None:
+        theta, diag["timing_share_source"] = np.full((K, n), float(config.timing_share)), "config"
+    elif fc.timing_share is not None:
+        theta, diag["timing_share_source"] = np.asarray(fc.timing_share, float), "estimates"
+    else:
+        theta, diag["timing_share_source"] = np.full((K, n), config.uniform_timing_share()), "uniform"
+    s_cone = theta * s_hat
+    if mode not in ("nominal", "demand_robust", "dr"):
+        raise DataError(f"mode {mode!r} needs objective 'shortfall'")
     if mode != "nominal":
         uset = fc.demand_robust_set if mode == "demand_robust" else fc.demand_mean_set
         want = "robust" if mode == "demand_robust" else "mean"
@@ -102,15 +113,23 @@ def solve_inputs(state: FleetState, fc: Forecasts, mode: str, config: BalancingC
         if mode == "dr":
             sset = fc.supply_mean_set
             check_set(sset, "supply_mean_set", "mean", fc.supply, K, n)
-            lo, _ = sset.component_bounds()
+            if fc.supply_moments is not None:
+                # MATH.md 1.1 (c): the simultaneous lower bound of the supply mean, not the bounding box of
+                # its K n-dimensional ellipsoid
+                lo = fc.supply - fc.supply_moments.halfwidth.reshape(K, n)
+                diag["supply_lower_bound"] = "simultaneous"
+            else:
+                lo, _ = sset.component_bounds()
+                lo = lo.reshape(K, n)
+                diag["supply_lower_bound"] = "bounding_box"
             floored = lo < 0
-            s_cone = np.maximum(lo, 0.0).reshape(K, n)
+            s_cone = theta * np.maximum(lo, 0.0)
             diag["supply_worst_case_floored"] = int(floored.sum())  # MATH.md: s⁻ floored at 0
             diag["supply_radius"] = float(sset.radius)
         diag["demand_radius"] = gamma
         diag["rank"] = int(factor.shape[1])
     return SolveInputs(state.vacant, L, state.plugs, occ, queue_allowance, mu, s_hat, s_cone, c, gamma,
-                       factor, dvec, diag)
+                       factor, dvec, diag, theta * s_hat)
 
 
 def check_set(uset, name: str, kind: str, centre: np.ndarray, horizon: int, n: int) -> None:

@@ -30,8 +30,14 @@ def objective_weights(pairs: BalancingPairs, config: BalancingConfig, st: ConicS
     S0[0] = inp.V
     for k in range(1, K):
         S0[k] = pairs.propagate(k - 1, S0[k - 1]) + inp.s_hat[k - 1]
-    den = np.maximum(S0 + inp.s_hat + cfg.supply_floor, 1.0)
-    N1 = float((inp.mu * den ** (-cfg.alpha)).sum())
+    # MATH.md 1.1 (b): each mode is normalised by its *own* do-nothing value, so that the robust premium
+    # does not act as a larger β1 (the first build divided every mode by the nominal value)
+    den = np.maximum(S0 + inp.s_cone + cfg.supply_floor, 1.0)
+    t0 = den ** (-cfg.alpha)
+    N1 = float((inp.mu * t0).sum())
+    if inp.factor is not None:
+        g = t0.ravel()
+        N1 += float(np.sqrt(inp.gamma) * np.sqrt(np.sum((inp.factor.T @ g) ** 2) + np.sum(inp.diag * g * g)))
     Lp = inp.L[:, st.plug]
     F0 = inp.p[st.plug][None, :] - inp.occ[:, st.plug] + inp.qa[st.plug][None, :] - Lp
     N2 = float((inp.c[:, st.plug] / np.maximum(F0, cfg.plug_margin)).sum())
@@ -55,7 +61,7 @@ def objective_terms(pairs: BalancingPairs, config: BalancingConfig, st: ConicStr
     idle = float((X @ pairs.Wx).sum() + (Y @ st.Wy).sum())
     # a plan leaving a region with no supply (S + s = 0) or no free plug scores +inf, by definition
     with np.errstate(divide="ignore", invalid="ignore"):
-        t_nom = (S + inp.s_hat + cfg.supply_floor) ** (-cfg.alpha)
+        t_nom = (S + inp.s_nominal + cfg.supply_floor) ** (-cfg.alpha)
         sd_nom = float(np.where(inp.mu > 0, inp.mu * t_nom, 0.0).sum())
         if mode == "nominal":
             sd_mode = sd_nom

@@ -124,7 +124,8 @@ def test_plan_round_trip_with_the_optimiser():
     v.loc[v.region == 2, "region"] = 0   # all vacant EVs start in regions 0 and 1; demand is in 2
     state = fleet_state_from_frame(v, PLUGS, occupied=[0, 0, 0])
     fc = Forecasts(demand=np.array([[0.0, 0.0, 12.0]] * 2), supply=np.zeros((2, n)))
-    plan = BalancingProblem(regions, BalancingConfig(horizon=2, reach_km=6.0, low_battery_reach_km=6.0)).solve(
+    plan = BalancingProblem(regions, BalancingConfig(horizon=2, reach_km=6.0, low_battery_reach_km=6.0,
+                                                     speed_kmh=30.0)).solve(   # 5 km within the slot
         state, fc, "nominal")
     f = moves_frame(plan)
     assert (f[f.kind == "vacant"].destination == 2).all() and f[f.kind == "vacant"]["count"].sum() > 0

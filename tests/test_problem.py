@@ -139,8 +139,10 @@ def test_dr_closed_form_equals_brute_force_inner_max(city, instance):
     problem = BalancingProblem(small.regions, BalancingConfig(**PROTO, mode="dr", horizon=2))
     plan = problem.solve(st, f)
     uset = f.demand_mean_set
-    lo, _ = f.supply_mean_set.component_bounds()
-    t = (plan.supply_after.ravel() + np.maximum(lo, 0)) ** -1.0  # the plan's epigraph values (slot-major)
+    # MATH.md 1.1: supply at the simultaneous lower bound of its mean, credited with the timing share θ
+    lo = f.supply.ravel() - f.supply_moments.halfwidth
+    theta = problem.config.uniform_timing_share()
+    t = (plan.supply_after.ravel() + theta * np.maximum(lo, 0)) ** -1.0  # the plan's epigraph values (slot-major)
     closed = float(uset.mean @ t + uset.support_norm(t))
     assert _rel(closed, plan.terms["supply_demand_mode"]) < 1e-9
     # Delage-Ye: sup μ^T t  s.t. [[γ, (μ-μ̂)^T], [μ-μ̂, Σ]] ⪰ 0  (Schur complement of the ellipsoid)
@@ -170,7 +172,9 @@ def test_gamma_zero_reproduces_nominal(city, instance):
     state, fc = instance
     zero = dataclasses.replace(fc, demand_mean_set=dataclasses.replace(fc.demand_mean_set, radius=0.0),
                                supply_mean_set=dataclasses.replace(fc.supply_mean_set, radius=0.0),
-                               demand_robust_set=dataclasses.replace(fc.demand_robust_set, radius=0.0))
+                               demand_robust_set=dataclasses.replace(fc.demand_robust_set, radius=0.0),
+                               supply_moments=dataclasses.replace(fc.supply_moments,
+                                                                  halfwidth=np.zeros(fc.supply.size)))
     problem = BalancingProblem(city.regions, BalancingConfig(**PROTO, horizon=3))
     nominal = problem.solve(state, zero, mode="nominal")
     for mode in ("dr", "demand_robust"):
@@ -186,8 +190,10 @@ def test_robust_modes_cost_more_than_nominal(city, instance):
     nom = problem.solve(state, fc, mode="nominal")
     dr = problem.solve(state, fc, mode="dr")
     rob = problem.solve(state, fc, mode="demand_robust")
-    # DR objective at the DR plan >= nominal objective at that plan >= nominal optimum
-    assert dr.terms["objective"] >= dr.terms["nominal_objective"] >= nom.objective * (1 - 1e-7)
+    # DR objective at the DR plan >= nominal objective at that plan (same weights); the DR plan scored by the
+    # nominal mode (its own normalisation, MATH.md 1.1) >= the nominal optimum
+    assert dr.terms["objective"] >= dr.terms["nominal_objective"]
+    assert problem.evaluate(dr.X, dr.Y, state, fc, mode="nominal")["objective"] >= nom.objective * (1 - 1e-7)
     assert dr.terms["robust_premium"] > 0 and rob.terms["robust_premium"] > 0
     # the robust set (χ² radius) is far larger than the DR mean set (bootstrap radius)
     assert fc.demand_robust_set.radius > fc.demand_mean_set.radius
@@ -434,3 +440,23 @@ def test_evaluate_do_nothing_and_infinite_terms(city, instance):
     empty = np.zeros_like(X0)
     assert problem.evaluate(empty, plan.Y, state, zero_supply, mode="nominal")["objective"] == np.inf
     assert problem.evaluate(empty, plan.Y, state, zero_supply, mode="dr")["objective"] == np.inf
+
+
+def test_ratio_model_v2_fixes_each_mode_normalised_by_its_own_do_nothing_value(city, instance):
+    """MATH.md 1.1 (b): at the do-nothing plan every mode's weighted supply-demand term equals β1 (the
+    first build divided every mode by the nominal value, so the robust premium acted as a larger β1);
+    (a): drop-offs are credited with the timing share θ."""
+    state, fc = instance
+    problem = BalancingProblem(city.regions, BalancingConfig(**without(PROTO, "supply_floor"), horizon=3, beta1=1.7, supply_floor=1.0))
+    X0, Y0 = problem.do_nothing(state, fc)
+    for mode in ("nominal", "demand_robust", "dr"):
+        terms = problem.evaluate(X0, Y0, state, fc, mode=mode)
+        assert terms["weighted_supply_demand"] == pytest.approx(1.7, rel=1e-9), mode
+    half = BalancingProblem(city.regions, BalancingConfig(**without(PROTO, "supply_floor"), horizon=3, supply_floor=1.0, timing_share=0.5))
+    none = BalancingProblem(city.regions, BalancingConfig(**without(PROTO, "supply_floor"), horizon=3, supply_floor=1.0, timing_share=0.0))
+    a = half.evaluate(X0, Y0, state, fc, mode="nominal")["supply_demand"]
+    b = none.evaluate(X0, Y0, state, fc, mode="nominal")["supply_demand"]
+    S0 = np.stack([np.bincount(problem.pairs_x[:, 1], weights=X0[k], minlength=city.n) for k in range(3)])
+    mu = np.maximum(fc.demand, 0)
+    assert a == pytest.approx(float((mu / (S0 + 0.5 * np.maximum(fc.supply, 0) + 1.0)).sum()), rel=1e-9)
+    assert b == pytest.approx(float((mu / (S0 + 1.0)).sum()), rel=1e-9) and b > a
