@@ -99,11 +99,11 @@ def validation_days(train: tuple[str, str], weeks: int, holidays: str | None = N
     ``holidays = "us"``).  Raises :class:`ConfigError` when fewer than 2 training days would remain
     before the first validation day, or when the window holds no weekday."""
     start, end = (pd.Timestamp(x) for x in train)
-    first = end - pd.Timedelta(days=7 * int(weeks) - 1)
-    if (first - start).days < 2:
+    if (end - start).days + 1 - 7 * int(weeks) < 2:   # whole days: no date arithmetic on a huge ``weeks``
         raise ConfigError(f"training period {train[0]}..{train[1]} is too short for {weeks} validation week(s): "
-                          f"fewer than 2 training days would remain before {first.date()} to fit on; "
-                          "pass a longer --train or fewer --validation-weeks")
+                          f"fewer than 2 training days would remain before its last {7 * int(weeks)} days to fit "
+                          "on; pass a longer --train or fewer --validation-weeks")
+    first = end - pd.Timedelta(days=7 * int(weeks) - 1)
     days = pd.date_range(first, end, freq="D")
     days = days[day_types(days, holidays) == "weekday"]
     if not len(days):

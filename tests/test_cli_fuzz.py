@@ -446,6 +446,43 @@ def test_evaluate_bad_inputs():
     assert n >= EXAMPLES // 2
 
 
+def tune_base(o):
+    # a training period without trips in the fixture: a case that got past the options fails on reading
+    return [TRIPS, f"--zones={ZONES}", "--train=2020-12-01:2020-12-09", "--validation-weeks=1", "--fleet=10",
+            f"--out={o['out']}", f"--json={o['json']}"]
+
+
+BAD_KM_LIST = st.sampled_from(["", ",", "a", "-1", "5,5", "nan", "inf", "5,,10", "1e999", "5;10", "5,-0.5", "x,5"])
+TUNE_OPTIONS = [
+    option("--modes", st.sampled_from(["", ",", "bogus", "dr,dr", "DR", "dr;saa", "noop", "nominal,,dr"])),
+    option("--lost-request-km", BAD_KM_LIST), option("--charge-queue-km", BAD_KM_LIST),
+    option("--lost-request-value-km", st.one_of(bad_float(0), st.just("1,2"))),
+    option("--validation-weeks", st.one_of(bad_int(1), st.sampled_from(["2", "3", "10**3", "1000000000000"]))),
+    option("--train", st.one_of(BAD_PERIOD, st.just("2021-01-01:2021-01-08")), ("training period",)),
+    option("--fleet", st.sampled_from(["Auto", "auto,1", "0", "-3", "1.5", "", "many"])),
+    option("--seeds", st.sampled_from(["", ",", "a", "0,0", "-1", "0;1", "1.5", "0,,x"])),
+    option("--seed", bad_int(0)), option("--regions", bad_int(0), ("regions",)),
+    option("--slot-minutes", BAD_SLOT, ("slot",)), option("--horizon", bad_int(1, 96), ("horizon",)),
+    option("--hours", st.one_of(bad_float(0, 24, low_open=True), st.sampled_from(["0.1", "23.9", "1.01"]))),
+    option("--reach-km", bad_float(0)), option("--later-reach-km", st.one_of(bad_float(0, 10), st.just("11"))),
+    option("--timing-share", bad_float(0, 1)), option("--radius-scale", bad_float(0)),
+    option("--bootstrap", bad_int(1)), option("--plugs-per-vehicle", positive()), option("--step-budget", positive()),
+    option("--trips-per-ev", positive()), option("--workers", bad_int(0)), option("--robust-radius", BAD_CHOICE),
+    option("--estimates", st.sampled_from(["rolling", "rolling:1", "rolling:x", "weekly", ""]), ("estimates",)),
+]
+
+
+def test_tune_bad_inputs():
+    n = fuzz("tune", st.one_of(
+        cases(tune_base, out_json, *TUNE_OPTIONS),
+        with_bad_output(tune_base, out_json, {"--out": "folder", "--json": "file"}),
+        files_case(tune_base, out_json, "TRIPS", trip_files(), also=NO_TRIP),
+        files_case(tune_base, out_json, "--zones", zone_files()),
+        files_case(tune_base, out_json, "--config", BAD_CONFIG, expect_name=False),
+    ))
+    assert n >= EXAMPLES // 2
+
+
 def demo_base(o):
     return [f"--out={o['out']}", f"--json={o['json']}", "--regions=4", "--bootstrap=10", "--slot-minutes=60",
             "--horizon=2", "--days=2021-03-02", "--hours=1", "--fleet=20", "--policies=noop"]
@@ -879,7 +916,7 @@ def test_examples_tried():
     """Every command was fuzzed (the counts go to the report; run with -s to see them)."""
     print("bad inputs tried per command:", json.dumps(TRIED, sort_keys=True))
     missing = {"demo", "estimate", "simulate", "evaluate", "sweep", "bench-solve", "battery", "hybrid",
-               "report"} - set(TRIED)
+               "report", "tune"} - set(TRIED)
     if ROME.is_file():
         missing |= {"evaluate-scenario"} - set(TRIED)
     assert not missing, f"not fuzzed: {missing}"
