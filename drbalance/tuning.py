@@ -203,7 +203,8 @@ def run_sweep(trips: pd.DataFrame, zones: pd.DataFrame, config: StudyConfig, set
     (:func:`validation_config`); the fleet is ``config.sim.fleet_size`` or, with
     ``evaluation.fleet_sizing = "auto"``, sized on the fit period's weekdays.  Seeds:
     ``evaluation.seeds`` (default: the study seed).  Replays run here or on Dask (``evaluation.workers``,
-    ``evaluation.scheduler``) with identical results.  ``progress(i, n)`` is called after each replay.
+    ``evaluation.scheduler``) with identical results.  ``progress(done, n, row)`` is called after each replay
+    (``done`` of ``n`` finished; ``row`` the replay's :data:`SWEEP_COLUMNS` row).
     """
     t0 = time.perf_counter()
     vcfg = validation_config(config, settings)
@@ -221,9 +222,12 @@ def run_sweep(trips: pd.DataFrame, zones: pd.DataFrame, config: StudyConfig, set
     tasks = [(d, s, m, lam, q, fleet["size"], settings.value_km)
              for m in settings.modes for lam in settings.lost_request_km for q in cq for d in ev.days for s in seeds]
 
-    def step(i, _):
+    done = [0]
+
+    def step(i, row):
+        done[0] += 1
         if progress is not None:
-            progress(i, len(tasks))
+            progress(done[0], len(tasks), row)
 
     rows, dask = run_tasks(validation_task, tasks, shared=study, workers=ev.workers, scheduler=ev.scheduler,
                            progress=step)

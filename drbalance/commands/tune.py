@@ -26,6 +26,7 @@ seed: served, unserved, balancing_km, cost, ...), ``OUT/means.csv``, ``OUT/tuned
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from rich.progress import Progress
@@ -200,10 +201,18 @@ def run(args: argparse.Namespace) -> int:
           f"{vcfg.evaluation.days[0]}..{vcfg.evaluation.days[-1]} x {n_seeds} seed(s), estimates fitted on "
           f"{vcfg.evaluation.train[0]}..{vcfg.evaluation.train[1]}; lambda "
           f"{','.join(f'{x:g}' for x in settings.lost_request_km)} km, charging weight {','.join(f'{x:g}' for x in cq)} km")
-    with Progress(transient=True) as bar:
+    log = not sys.stdout.isatty()     # a log file gets one line per replay, a terminal a progress bar
+    with Progress(transient=True, disable=log) as bar:
         task = bar.add_task("replaying", total=None)
-        tuning = run_sweep(ing.frame, zones, config, settings, rejects=ing.report.by_reason,
-                           progress=lambda i, n: bar.update(task, completed=i + 1, total=n))
+
+        def step(done, n, row):
+            bar.update(task, completed=done, total=n)
+            if log:
+                print(f"[{done}/{n}] {row['mode']} lambda {row['lost_request_km']:g} charge {row['charge_queue_km']:g} "
+                      f"{row['day']} seed {row['seed']}: served {row['served']}/{row['requests']}, "
+                      f"{row['balancing_km']:.1f} km, cost {row['cost']:.1f} km ({row['replay_s']:.1f} s)", flush=True)
+
+        tuning = run_sweep(ing.frame, zones, config, settings, rejects=ing.report.by_reason, progress=step)
     tuning.extra.update(rows_read=ing.report.rows_read, rows_accepted=ing.report.rows_accepted, **zone_files(zones))
     payload = write_tuning(tuning, args.out, args.json)
     print(format_table(payload))
