@@ -58,6 +58,9 @@ class City:
     min_vacant : vacant EVs every region holds at least (added to the Poisson draw; 1 for NYC, whose
         isolated zones such as Newark Airport have no neighbour within the reach and often zero forecast
         supply, which would make the model infeasible by design).
+    trip_returns : None or the trip-mobility matrices ``M_1..`` of model v2 (share of hires from ``i`` vacant
+        again in ``j`` ``d`` slots later): the NYC city's come from its training trips, the synthetic city's
+        from a gravity model (:func:`gravity_returns`).
     """
 
     name: str
@@ -65,13 +68,18 @@ class City:
     plugs: np.ndarray
     windows: list
     min_vacant: int = 0
+    trip_returns: list | None = None
 
     @property
     def n(self) -> int:
         return self.regions.n
 
-    def draw(self, rng: np.random.Generator, step: int = 0, perturb: bool = True) -> tuple[FleetState, Forecasts]:
-        """A fleet state and forecast window for re-solve ``step`` (cycles through the windows)."""
+    def draw(self, rng: np.random.Generator, step: int = 0, perturb: bool = True,
+             incoming: bool = False) -> tuple[FleetState, Forecasts]:
+        """A fleet state and forecast window for re-solve ``step`` (cycles through the windows).
+
+        ``incoming``: the state also reports EVs known to become vacant (Poisson, mean 60 % of the supply
+        forecast per slot), as a simulator or a dispatcher does; model v2 then uses them as known supply."""
         base = self.windows[step % len(self.windows)]
         K, n = base.demand.shape
         if perturb:
@@ -91,6 +99,8 @@ class City:
             occ = np.minimum(rng.binomial(self.plugs.astype(np.int64), 0.4), np.maximum(self.plugs - 1, 0))
             state = FleetState(self.min_vacant + rng.poisson(lam), rng.poisson(0.1 * lam), self.plugs, occ)
             if self._chargeable(state):
+                if incoming:
+                    state = dataclasses.replace(state, incoming=rng.poisson(0.6 * np.maximum(supply, 0.0)))
                 return state, fc
         raise ConfigError("could not draw a fleet state whose low-battery EVs all reach a free plug; "
                           "the city has too few plugs")
@@ -113,6 +123,22 @@ class City:
         res = linprog(np.zeros(m), A_ub=A_ub, b_ub=np.where(state.plugs > 0, cap, 0), A_eq=A_eq,
                       b_eq=state.low_battery[orig], bounds=(0, None), method="highs")
         return res.status == 0
+
+
+def gravity_returns(regions: RegionMap, horizon: int, scale_km: float = 3.0, max_destinations: int = 16,
+                    shares: tuple = (0.55, 0.3, 0.1)) -> list:
+    """Synthetic trip mobility: a hire from ``i`` is vacant again ``d`` slots later with probability
+    ``shares[d-1]`` (the rest beyond), in ``j`` with weight ``exp(-W_ij / scale_km)`` over its
+    ``max_destinations`` likeliest destinations.  Returns ``K - 1`` sparse (n, n) matrices."""
+    W = np.asarray(regions.distance_km, float)
+    G = np.exp(-W / scale_km)
+    k = min(max_destinations, G.shape[1])
+    top = np.argpartition(-G, k - 1, axis=1)[:, :k]
+    keep = np.zeros(G.shape, bool)
+    np.put_along_axis(keep, top, True, axis=1)
+    G = np.where(keep, G, 0.0)
+    G /= G.sum(axis=1, keepdims=True)
+    return [sp.csr_matrix(G * (shares[d] if d < len(shares) else 0.0)) for d in range(horizon - 1)]
 
 
 def _recentre(moments, centre: np.ndarray):
@@ -204,7 +230,7 @@ def synthetic_city(n: int, horizon: int = 4, seed: int = 0, spacing_km: float = 
                                  demand_mean_set=dataclasses.replace(est_d.mean_set_, mean=dmean),
                                  supply_mean_set=dataclasses.replace(est_s.mean_set_, mean=smean),
                                  demand_moments=mom_d, supply_moments=mom_s))
-    return City("synthetic", regions, plugs, windows)
+    return City("synthetic", regions, plugs, windows, trip_returns=gravity_returns(regions, K))
 
 
 def nyc_city(horizon: int = 4, seed: int = 0, slot_minutes: int = 15, dates=("2021-03-02", "2021-03-03"),
@@ -237,4 +263,5 @@ def nyc_city(horizon: int = 4, seed: int = 0, slot_minutes: int = 15, dates=("20
                                      demand_moments=_recentre(fc.demand_moments, dm),
                                      supply_moments=_recentre(fc.supply_moments, sm),
                                      demand_supply_cov=fc.demand_supply_cov))
-    return City("nyc", regions, plugs, windows, min_vacant=1)
+    returns = est.trip_model.return_matrices(horizon) if est.trip_model is not None else None
+    return City("nyc", regions, plugs, windows, min_vacant=1, trip_returns=returns)

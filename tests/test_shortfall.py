@@ -357,3 +357,27 @@ def test_simulator_reports_known_arrivals():
         seen += st.incoming.sum()
         run.step(Moves.empty())
     assert seen > 0
+
+
+#: bench-solve's JSON keys before model v2 (a CLI contract: add, never rename)
+BENCH_KEYS = {"city", "first_solver_s", "first_step_s", "horizon", "iterations_median", "later_reach_km", "mode",
+              "n_constraints", "n_inaccurate", "n_pairs", "n_pairs_low_battery", "n_regions", "n_variables",
+              "objective", "objective_median", "overhead_ratio", "python", "rank", "reach_km", "scs_eps", "seed",
+              "setup_s", "solver", "solver_s_all", "solver_s_median", "step_s_all", "step_s_max", "step_s_median",
+              "step_s_min", "steps", "tol"}
+
+
+@pytest.mark.parametrize("args", [["--mode", "dr"], ["--mode", "saa"], ["--objective", "ratio", "--mode", "dr"],
+                                  ["--mode", "nominal", "--supply", "forecast"]])
+def test_bench_solve_json_keys_unchanged(tmp_path, args):
+    import json
+
+    from drbalance.cli import main
+
+    out = tmp_path / "b.json"
+    assert main(["bench-solve", "--regions", "12", "--horizon", "3", "--steps", "2", "--no-progress",
+                 "--json", str(out), *args]) == 0
+    data = json.loads(out.read_text())
+    assert BENCH_KEYS <= set(data) and data["n_inaccurate"] == 0
+    assert data["objective"] > 0 and data["step_s_median"] > 0
+    assert data["mode"] == args[args.index("--mode") + 1]

@@ -2,12 +2,15 @@
 
 CLI contract (relied on by other tools; add options, never rename)::
 
-    drbalance bench-solve --regions N --horizon K --mode {nominal,demand_robust,dr} --steps S --json PATH
+    drbalance bench-solve --regions N --horizon K --mode {nominal,saa,demand_robust,dr} --steps S --json PATH
+                          [--objective shortfall|ratio] [--supply state|forecast]
                           [--city synthetic|nyc] [--seed 0] [--solver clarabel|scs|mosek|auto]
                           [--later-reach-km KM] [--rank R] [--reach-km KM] [--tol T] [--scs-eps E]
                           [--accept-inaccurate] [--days D] [--no-progress]
 
-Builds the city (not timed), solves once (``first_step_s``: includes assembling the conic data and
+The default is the controller's configuration: model v2 (``--objective shortfall``) with the state's known
+arrivals and the trip-mobility returns (``--supply state``; ``forecast`` drops both).  Builds the city (not
+timed), solves once (``first_step_s``: includes assembling the conic data and
 the solver's setup), then re-solves ``S`` times with a perturbed fleet state and forecast window
 (``step_s_*``: the whole :meth:`BalancingProblem.solve` call -- data update, solve, extraction,
 objective terms, rounding; ``solver_s_*``: inside the solver only).  BLAS is limited to one thread
@@ -47,7 +50,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--regions", type=int, default=None, help="regions of the synthetic city (nyc: 260 zones)")
     p.add_argument("--horizon", type=int, default=4, help="slots K (default 4)")
-    p.add_argument("--mode", choices=["nominal", "demand_robust", "dr"], default="dr")
+    p.add_argument("--mode", choices=["nominal", "saa", "demand_robust", "dr"], default="dr")
+    p.add_argument("--objective", choices=["shortfall", "ratio"], default="shortfall",
+                   help="model v2 (default) or the paper's ratio model")
+    p.add_argument("--supply", choices=["state", "forecast"], default="state",
+                   help="shortfall: known arrivals in the state + trip-mobility returns (default), or the forecast")
     p.add_argument("--steps", type=int, default=10, help="timed re-solves after the first (default 10)")
     p.add_argument("--json", type=Path, default=None, help="write the summary JSON here")
     p.add_argument("--city", choices=["synthetic", "nyc"], default="synthetic")
@@ -90,18 +97,19 @@ def bench(args: argparse.Namespace) -> dict:
             raise ConfigError("--regions N is required for the synthetic city")
         city = synthetic_city(args.regions, horizon=args.horizon, seed=args.seed, rank=args.rank, n_days=args.days)
     setup_s = time.perf_counter() - t0
-    problem = BalancingProblem(city.regions, config)
+    known = args.objective == "shortfall" and args.supply == "state"
+    problem = BalancingProblem(city.regions, config, returns=city.trip_returns if known else None)
     rng = np.random.default_rng(args.seed)
     steps, solver_s, iters, objectives, statuses = [], [], [], [], []
     progress = None
     task = None
     with threadpool_limits(limits=1, user_api="blas"):
-        state, fc = city.draw(rng, 0)
+        state, fc = city.draw(rng, 0, incoming=known)
         first = problem.solve(state, fc)
         t_loop = time.perf_counter()
         try:
             for s in range(1, args.steps + 1):
-                state, fc = city.draw(rng, s)
+                state, fc = city.draw(rng, s, incoming=known)
                 plan = problem.solve(state, fc)
                 steps.append(plan.total_seconds)
                 solver_s.append(plan.solve_seconds)
@@ -122,7 +130,8 @@ def bench(args: argparse.Namespace) -> dict:
     steps_a, solver_a = np.array(steps), np.array(solver_s)
     d = first.diagnostics
     summary = {
-        "city": args.city, "seed": args.seed, "n_regions": city.n, "n_pairs": int(len(first.pairs_x)),
+        "city": args.city, "objective": args.objective, "supply": args.supply if args.objective == "shortfall" else None,
+        "seed": args.seed, "n_regions": city.n, "n_pairs": int(len(first.pairs_x)),
         "n_pairs_low_battery": int(len(first.pairs_y)), "horizon": args.horizon, "mode": args.mode,
         "solver": first.solver, "first_step_s": first.total_seconds, "first_solver_s": first.solve_seconds,
         "steps": args.steps, "step_s_median": float(np.median(steps_a)), "step_s_min": float(steps_a.min()),
@@ -159,7 +168,7 @@ def _config(args: argparse.Namespace) -> BalancingConfig:
     # queue allowance of 0 (every re-solve must be feasible without them)
     with naming_options({"tol": "tol", "scs_eps": "scs_eps", "later_reach_km": "later_reach_km",
                          "reach_km": "reach_km"}):
-        return BalancingConfig(mode=args.mode, horizon=args.horizon, reach_km=args.reach_km,
+        return BalancingConfig(objective=args.objective, mode=args.mode, horizon=args.horizon, reach_km=args.reach_km,
                                later_reach_km=args.later_reach_km, low_battery_reach_km=min(3.0, args.reach_km),
                                supply_floor=0.0, queue_allowance=0.0, solver=args.solver, tol=args.tol,
                                scs_eps=args.scs_eps, accept_inaccurate=args.accept_inaccurate)
