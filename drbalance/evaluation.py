@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from drbalance import metrics
+from drbalance.report_data import region_slot_frame, regions_table
 from drbalance.controller import Controller
 from drbalance.distributed import run_tasks
 from drbalance.errors import ConfigError
@@ -78,6 +79,8 @@ class Evaluation:
     config: StudyConfig
     seconds: float = 0.0
     extra: dict = field(default_factory=dict)
+    region_slots: pd.DataFrame | None = None   # per (policy, day, seed, slot, region): demand, vacant, unserved
+    regions: pd.DataFrame | None = None        # zone -> region with centroids (the report's map)
 
 
 def auto_fleet_size(trips: pd.DataFrame, train: tuple[str, str], trips_per_ev: float) -> dict:
@@ -122,7 +125,8 @@ def replay_task(study: Study, day: str, seed: int, name: str, fleet: int) -> dic
     return {"row": row, "slots": result.slots.assign(policy=name, day=str(d.date()), seed=int(seed)),
             "steps": None if st is None else st.assign(seed=int(seed)),
             "D": rs["demand"].to_numpy(float).reshape(S, n), "V": rs["vacant"].to_numpy(float).reshape(S, n),
-            "wait_counts": np.bincount(waits, minlength=int(sim.config.patience_minutes) + 1)}
+            "wait_counts": np.bincount(waits, minlength=int(sim.config.patience_minutes) + 1),
+            "region_slots": region_slot_frame(result, name, str(d.date())).assign(seed=int(seed))}
 
 
 def evaluate(trips: pd.DataFrame, zones: pd.DataFrame, config: StudyConfig, progress=None, *,
@@ -171,7 +175,9 @@ def evaluate(trips: pd.DataFrame, zones: pd.DataFrame, config: StudyConfig, prog
              "estimates": ev_cfg.estimates, "dask": dask}
     return Evaluation(runs, pd.concat([r["slots"] for r in results], ignore_index=True),
                       pd.concat(steps, ignore_index=True) if steps else pd.DataFrame(), config,
-                      time.perf_counter() - t0, extra)
+                      time.perf_counter() - t0, extra,
+                      region_slots=pd.concat([r["region_slots"] for r in results], ignore_index=True),
+                      regions=regions_table(study.regions))
 
 
 def _add_u_m_common(results: list[dict]) -> None:

@@ -43,8 +43,8 @@ else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
 #: Policies a study can compare.
-POLICIES = ("noop", "greedy", "nominal", "demand_robust", "dr")
-OPTIMISERS = ("nominal", "demand_robust", "dr")
+POLICIES = ("noop", "greedy", "nominal", "saa", "demand_robust", "dr")
+OPTIMISERS = ("nominal", "saa", "demand_robust", "dr")
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,8 @@ from rich.console import Console
 from rich.progress import Progress
 
 from data_pipeline.readers import read_tlc_trips
+from drbalance.report import write_report
+from drbalance.report_data import write_map_data
 from drbalance.commands.common import (add_centroids_option, centroids_note, check_outputs, read_zones,
                                        require_accepted, with_options, write_json, zone_files)
 from drbalance.errors import ConfigError
@@ -49,6 +51,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_evaluate_options(p)
     p.add_argument("--out", type=Path, default=None, help="folder for tables, parquet, plots and config")
     p.add_argument("--json", type=Path, default=None, help="write the policies JSON here")
+    p.add_argument("--report", action="store_true", help="also write OUT/report.html (needs --out)")
     p.set_defaults(func=run)
 
 
@@ -220,6 +223,8 @@ def write_evaluation(ev, table, folder: Path | None, json_path: Path | None) -> 
             if len(ev.steps):
                 ev.steps.assign(t=ev.steps["t"].astype(str)).to_parquet(out / "steps.parquet", index=False)
             plot_day_profiles(ev, out)
+            if ev.region_slots is not None:   # the report's map
+                write_map_data(out, ev.region_slots, ev.regions)
             write_json(out / "config.json", ev.config.to_dict())
             ev.config.to_toml(out / "config.toml")
             write_json(out / "evaluation.json", payload)
@@ -228,6 +233,8 @@ def write_evaluation(ev, table, folder: Path | None, json_path: Path | None) -> 
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.report and args.out is None:
+        raise ConfigError("--report writes OUT/report.html: give --out DIR")
     check_outputs(files={"--json": args.json}, folders={"--out": args.out})
     config = config_from_args(args)
     ev, table = run_evaluation(args.trips, args.zones, config, centroids=args.centroids)
@@ -238,4 +245,6 @@ def run(args: argparse.Namespace) -> int:
     n_seeds = len(config.evaluation.seeds or (config.seed,))
     print(f"evaluated {len(config.evaluation.policies)} policies on {len(config.evaluation.days)} day(s) x "
           f"{n_seeds} seed(s) with {ev.config.sim.fleet_size} EVs in {ev.seconds:.1f} s" + (f"; results and config.toml in {args.out}/" if args.out else ""))
+    if args.report:
+        print(f"report: {write_report(args.out)}")
     return 0
