@@ -47,6 +47,10 @@ class BalancingConfig:
     speed_kmh : empty driving speed (default 20, the simulator's): a move longer than the slot arrives
         in a later slot.
     patience_minutes : minutes a request waits (default 10, the simulator's); sets the timing share.
+    returns : how hires come back through the trip mobility (shortfall with known arrivals): ``"exact"``
+        (default: the hires ``h - U`` are the model's own, coupling every slot's shortfall to the later
+        slots' supply) or ``"lagged"`` (the hires are data: the previous decision's plan, shifted by a slot,
+        or the mean demand when there is none; no coupling, much faster at city scale, see docs/balancing.md).
     timing_share : ``θ`` as a number in [0, 1], or None (default) to use the estimates' trip timing
         (the uniform-timing value ``1 - (Δ - patience)² / (2Δ²)`` when they have none).
     horizon : slots ``K`` (default 4).
@@ -106,6 +110,7 @@ class BalancingConfig:
     speed_kmh: float = 20.0
     patience_minutes: int = 10
     timing_share: float | None = None
+    returns: str = "exact"
 
     def __post_init__(self) -> None:
         check_choice("objective", self.objective, OBJECTIVES)
@@ -119,6 +124,7 @@ class BalancingConfig:
         check_number("speed_kmh", self.speed_kmh, low=0, low_open=True)
         check_int("patience_minutes", self.patience_minutes, low=0)
         check_number("timing_share", self.timing_share, low=0, high=1, allow_none=True)
+        check_choice("returns", self.returns, ("exact", "lagged"))
         check_slot_minutes(self.slot_minutes)
         check_horizon(self.horizon, self.slot_minutes)
         check_number("reach_km", self.reach_km, low=0)

@@ -133,6 +133,13 @@ class Controller:
         trip = getattr(self.estimates, "trip_model", None)
         if trip is not None:
             extra["timing_share"] = trip.window_timing(slot, self.balancing.horizon, self.balancing.patience_minutes)
+        prev = self._previous
+        if (self.balancing.returns == "lagged" and prev is not None and prev[1].horizon > 1
+                and "expected_hires" in prev[1].diagnostics
+                and prev[0] + pd.Timedelta(minutes=self.balancing.slot_minutes) == day + pd.Timedelta(
+                    minutes=slot * self.balancing.slot_minutes)):
+            h = np.asarray(prev[1].diagnostics["expected_hires"], float)
+            extra["expected_hires"] = np.vstack([h[1:], h[-1:]])   # the previous plan's hires, one slot on
         fc = Forecasts.from_estimates(self.estimates, day, slot, **extra)
         if self.config.radius_scale != 1.0:
             r = self.config.radius_scale

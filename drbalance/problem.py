@@ -107,6 +107,7 @@ class BalancingProblem:
         self.pairs = BalancingPairs.build(regions, config, mobility)
         # trip mobility of hires (model v2): K-1 sparse (n, n) matrices M_1..M_{K-1}, or None
         self.returns = None if returns is None else mobility_matrices(returns, config.horizon, self.n)
+        self._returns_T = None if self.returns is None else [M.T.tocsr() for M in self.returns]
         n = self.n
         q = np.asarray(config.queue_allowance, float)
         if q.ndim == 1 and q.shape != (n,):
@@ -203,7 +204,7 @@ class BalancingProblem:
         known = state.incoming is not None
         n_scen = 0 if dat.scenarios is None else len(dat.scenarios)
         support = mode == "dr" and known
-        returns = self.returns if known else None
+        returns = self.returns if known and self.config.returns == "exact" else None
         key = ("shortfall", np.flatnonzero(state.plugs > 0).tobytes(), mode, n_scen, support, returns is not None,
                bool(inflow))
         if key not in self._structures:
@@ -217,7 +218,7 @@ class BalancingProblem:
         dat = shortfall_data(state, forecasts, mode, cfg, self.n, self.queue_allowance)
         eff = dat.diagnostics["effective_mode"]   # dr without any ambiguity left solves as its nominal twin
         st = self._shortfall_structure(state, dat, eff, forecasts.low_battery_inflow is not None)
-        q, b, slope = shortfall.vectors(self.pairs, cfg, st, dat)
+        q, b, slope = shortfall.vectors(self.pairs, cfg, st, dat, self._returns_T)
         if backend == "mosek" or cfg.backend == "cvxpy":
             from drbalance.problem_reference import solve_conic_cvxpy  # lazy (b): cvxpy only for MOSEK / checks
 
@@ -269,7 +270,7 @@ class BalancingProblem:
         diag = dict(dat.diagnostics, iterations=res.iterations, n_pairs_x=len(self.pairs_x), n_pairs_y=len(st.pairs_y),
                     n_variables=st.n_var, n_constraints=st.A.shape[0], objective_kind="shortfall",
                     stranded=stranded, over_capacity=over, slack=stranded + over, solver_objective=float(res.objective),
-                    available=A, expected_unserved=U)
+                    available=A, expected_unserved=U, expected_hires=np.maximum(dat.hires - U, 0.0))
         return Plan(mode=mode, pairs_x=self.pairs_x, pairs_y=st.pairs_y, X=X, Y=Y, moves_x=moves_x, moves_y=moves_y,
                     supply_after=S, free_plugs=F, objective=float(res.objective), terms=terms, solver=res.solver,
                     status=status, solve_seconds=float(res.solve_seconds),

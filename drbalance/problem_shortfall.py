@@ -299,14 +299,18 @@ class ShortfallData:
     hires: np.ndarray        # h: the mode's mean demand (expected hires = h - U)
     sigma: np.ndarray        # dr: standard deviation of the net demand
     scenarios: np.ndarray | None   # saa: (N, K, n) net-demand scenarios
+    fixed_hires: np.ndarray | None   # lagged returns: hires taken as data (K, n); None = the model's own
     mu_a: np.ndarray         # expected uncontrolled low-battery arrivals at plugs
     sigma_a: np.ndarray      # their standard deviation
     diagnostics: dict
 
 
-def vectors(pairs: BalancingPairs, config: BalancingConfig, st: ShortfallStructure, dat: ShortfallData
-            ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """``q`` (n_var,), ``b`` (rows,) and the dr tangent slopes (K n,) or None for one solve."""
+def vectors(pairs: BalancingPairs, config: BalancingConfig, st: ShortfallStructure, dat: ShortfallData,
+            returns_T: list | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """``q`` (n_var,), ``b`` (rows,) and the dr tangent slopes (K n,) or None for one solve.
+
+    ``returns_T``: the transposed trip-mobility matrices for lagged returns (``dat.fixed_hires`` given and
+    the structure built without returns); ignored otherwise."""
     cfg = config
     K, n = cfg.horizon, pairs.n
     off, rows = st.off, st.rows
@@ -330,6 +334,8 @@ def vectors(pairs: BalancingPairs, config: BalancingConfig, st: ShortfallStructu
         for d in range(1, k + 1):
             if d - 1 < len(st.returns_T):
                 rhs = rhs + st.returns_T[d - 1] @ dat.hires[k - d]
+            elif dat.fixed_hires is not None and returns_T is not None and d - 1 < len(returns_T):
+                rhs = rhs + returns_T[d - 1] @ dat.fixed_hires[k - d]   # lagged: a constant, no coupling
         b[rows["x_cons"] + k * n:rows["x_cons"] + (k + 1) * n] = rhs
     b[rows["a_def"]:rows["a_def"] + nt] = (dat.theta * dat.kappa).ravel()
     b[rows["y_cons"]:rows["y_cons"] + len(ys) * nYo] = dat.L[ys][:, st.y_origins].ravel()

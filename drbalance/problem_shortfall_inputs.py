@@ -121,6 +121,10 @@ def shortfall_data(state: FleetState, fc: Forecasts, mode: str, config: Balancin
     diag["effective_mode"] = mode
     mu_a = np.zeros((K, n)) if fc.charging is None else np.asarray(fc.charging, float)
     sigma_a = np.sqrt(mu_a) if fc.charging_std is None else np.asarray(fc.charging_std, float)
+    fixed = None
+    if known and config.returns == "lagged":
+        fixed = np.maximum(hires, 0.0) if fc.expected_hires is None else np.asarray(fc.expected_hires, float)
+        diag["returns"] = "lagged" if fc.expected_hires is not None else "lagged_mean_demand"
     return ShortfallData(V=state.vacant, L=L, p=state.plugs, occ=occ, qa=queue_allowance, kappa=kappa, s_hat=s_hat,
                          theta=theta, centre=centre, nominal=m_r - theta * s_hat, hires=np.maximum(hires, 0.0), sigma=sigma, scenarios=scenarios,
-                         mu_a=mu_a, sigma_a=sigma_a, diagnostics=diag)
+                         fixed_hires=fixed, mu_a=mu_a, sigma_a=sigma_a, diagnostics=diag)

@@ -174,6 +174,8 @@ class Forecasts:
         the slot can serve), or None (the balancing config decides).
     charging_std : (K, n) standard deviation of ``charging`` (uncontrolled low-battery arrivals), or None
         (Poisson: ``sqrt(charging)``).
+    expected_hires : (K, n) hires expected per slot and region (model v2 with ``returns = "lagged"``: their
+        trips bring vehicles back through the trip mobility), or None (the mean demand).
 
     The sets' centres must equal ``demand`` / ``supply`` (checked by the problem), so that the three
     modes share one point forecast. :meth:`from_estimates` builds a consistent object.  Frozen, arrays
@@ -193,6 +195,7 @@ class Forecasts:
     demand_supply_cov: np.ndarray | None = None
     timing_share: np.ndarray | None = None
     charging_std: np.ndarray | None = None
+    expected_hires: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         d = np.asarray(self.demand, float)
@@ -210,7 +213,7 @@ class Forecasts:
             if mo is not None and getattr(mo, "dim", None) != d.size:
                 raise DataError(f"{m} has dimension {getattr(mo, 'dim', None)}, expected K n = {d.size}")
         for name in ("demand", "supply", "charging", "low_battery_inflow", "occupied", "demand_supply_cov",
-                     "charging_std"):
+                     "charging_std", "expected_hires"):
             value = getattr(self, name)
             if value is None:
                 continue
@@ -219,7 +222,7 @@ class Forecasts:
                 raise DataError(f"{name} forecast has shape {a.shape}, expected {shape} (K slots, n regions)")
             if not np.isfinite(a).all():
                 raise DataError(f"{name} forecast holds NaN or infinite values")
-            if name in ("charging", "low_battery_inflow", "occupied", "charging_std") and (a < 0).any():
+            if name in ("charging", "low_battery_inflow", "occupied", "charging_std", "expected_hires") and (a < 0).any():
                 raise DataError(f"{name} forecast holds negative values; it counts vehicles or plugs")
             object.__setattr__(self, name, a)
 
