@@ -253,7 +253,8 @@ def choose(sweep: pd.DataFrame, rtol: float = 1e-9) -> dict:
     """Per mode, the weights with the lowest mean realised cost (:func:`mean_table`); costs within
     ``rtol`` (relative) of the lowest tie, and a tie goes to the smaller ``λ``, then the smaller charging
     weight.  Returns ``{mode: {"lost_request_km", "charge_queue_km", "cost" (km per replayed day),
-    "served_rate" (0..1), "balancing_km" (km per replayed day), "unserved" (per replayed day)}}``."""
+    "served_rate" (0..1), "balancing_km" (km per replayed day), "unserved" (per replayed day),
+    "at_grid_edge" (the largest of several λ tried won: the best λ may lie beyond the grid)}}``."""
     chosen = {}
     for mode, g in mean_table(sweep).groupby("mode", sort=False):
         best = float(g["cost"].min())
@@ -262,7 +263,9 @@ def choose(sweep: pd.DataFrame, rtol: float = 1e-9) -> dict:
         chosen[mode] = {"lost_request_km": float(row["lost_request_km"]),
                         "charge_queue_km": float(row["charge_queue_km"]), "cost": float(row["cost"]),
                         "served_rate": float(row["served_rate"]), "balancing_km": float(row["balancing_km"]),
-                        "unserved": float(row["unserved"])}
+                        "unserved": float(row["unserved"]),
+                        "at_grid_edge": bool(len(g["lost_request_km"].unique()) > 1
+                                             and row["lost_request_km"] == g["lost_request_km"].max())}
     return chosen
 
 

@@ -141,7 +141,8 @@ def test_ties_go_to_the_smaller_lambda_then_charging_weight():
             for lam, q, km in ((40.0, 2.0, 5.0), (10.0, 4.0, 5.0), (10.0, 1.0, 5.0), (5.0, 2.0, 6.0))
             for d in ("2021-02-15", "2021-02-16")]
     c = choose(pd.DataFrame(rows))["dr"]
-    assert (c["lost_request_km"], c["charge_queue_km"], c["cost"]) == (10.0, 1.0, 25.0)
+    assert (c["lost_request_km"], c["charge_queue_km"], c["cost"]) == (10.0, 1.0, 25.0) and not c["at_grid_edge"]
+    assert choose(pd.DataFrame(rows).assign(cost=lambda f: -f["lost_request_km"]))["dr"]["at_grid_edge"]
 
 
 def test_config_toml_round_trips_and_evaluate_runs_the_tuned_weights(tuned, tmp_path):

@@ -216,6 +216,10 @@ def run(args: argparse.Namespace) -> int:
     tuning.extra.update(rows_read=ing.report.rows_read, rows_accepted=ing.report.rows_accepted, **zone_files(zones))
     payload = write_tuning(tuning, args.out, args.json)
     print(format_table(payload))
+    edge = [m for m, c in tuning.chosen.items() if c.get("at_grid_edge")]
+    if edge:
+        print(f"note: {', '.join(edge)} chose the largest lambda tried; the best may lie beyond it "
+              "(extend --lost-request-km upwards)")
     if note := centroids_note(tuning.extra):
         print(note)
     chosen = ", ".join(f"{m} lambda {c['lost_request_km']:g} km" for m, c in tuning.chosen.items())
