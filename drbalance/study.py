@@ -177,8 +177,9 @@ class Study:
         est = self.estimates if estimates is None else estimates
         reach = self.config.balancing.reach_km
         if name in OPTIMISERS:
+            bal = dataclasses.replace(self.config.balancing, **self.config.evaluation.weights.get(name, {}))
             return self.controller(name, fallback=make_policy("greedy", sim, est, reach_km=reach), name=name,
-                                   estimates=est)
+                                   estimates=est, balancing=bal)
         return make_policy(name, sim, est, reach_km=reach)
 
 

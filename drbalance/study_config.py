@@ -45,6 +45,8 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 #: Policies a study can compare.
 POLICIES = ("noop", "greedy", "nominal", "saa", "demand_robust", "dr")
 OPTIMISERS = ("nominal", "saa", "demand_robust", "dr")
+#: balancing fields an optimiser may override per policy in ``[evaluation.weights.<policy>]``
+WEIGHT_FIELDS = ("lost_request_km", "charge_queue_km", "beta1", "beta2")
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,10 @@ class EvaluationSettings:
         default) replays in this process.  Results are identical apart from timings.
     scheduler : address of an existing Dask scheduler (e.g. ``tcp://10.0.0.5:8786``; ``workers`` is then
         ignored), or None.
+    weights : per-optimiser weights overriding ``[balancing]`` for that policy only, e.g.
+        ``{"dr": {"lost_request_km": 40.0}, "nominal": {"lost_request_km": 10.0}}`` (TOML
+        ``[evaluation.weights.dr]``): each mode at the weights ``drbalance tune`` chose for it on the training
+        period (``drbalance evaluate --tuned tuned.json``).  Keys: :data:`WEIGHT_FIELDS`.
     """
 
     train: tuple[str, str] = ("2021-01-01", "2021-02-28")
@@ -92,6 +98,7 @@ class EvaluationSettings:
     estimates: str = "fixed"
     workers: int = 0
     scheduler: str | None = None
+    weights: dict = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731 - frozen dataclass
@@ -131,6 +138,18 @@ class EvaluationSettings:
                                            or any(c.isspace() for c in self.scheduler)):
             raise ConfigError(f"evaluation.scheduler must be a Dask scheduler address such as "
                               f"tcp://host:8786, got {self.scheduler!r}")
+        if not isinstance(self.weights, dict):
+            raise ConfigError(f"evaluation.weights must be a table policy -> {{field: value}}, got {self.weights!r}")
+        clean = {}
+        for name, table in self.weights.items():
+            if name not in OPTIMISERS or not isinstance(table, dict):
+                raise ConfigError(f"evaluation.weights: {name!r} must be an optimiser ({', '.join(OPTIMISERS)}) "
+                                  "with a table of weights")
+            bad = sorted(set(table) - set(WEIGHT_FIELDS))
+            if bad:
+                raise ConfigError(f"evaluation.weights.{name}: unknown {bad}; known: {', '.join(WEIGHT_FIELDS)}")
+            clean[name] = {k: check_number(f"evaluation.weights.{name}.{k}", v, low=0) for k, v in table.items()}
+        set_("weights", clean)
 
     @property
     def minutes(self) -> int:

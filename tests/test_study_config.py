@@ -183,3 +183,28 @@ def test_simulate_writes_config_toml_that_reproduces_it(tmp_path):
     for key in ("requests", "served", "unserved", "balancing_km", "u_m_mean", "u_c_mean", "train", "n_regions"):
         assert a[key] == b[key], key
     assert a["balancing_km"] > 0
+
+
+def test_per_policy_weights_round_trip_and_reject_unknown_keys(tmp_path):
+    """[evaluation.weights.<policy>]: each optimiser at its own tuned weights (drbalance tune -> --tuned)."""
+    from drbalance.errors import ConfigError as CE
+
+    ev = EvaluationSettings(weights={"dr": {"lost_request_km": 40}, "nominal": {"lost_request_km": 10.0,
+                                                                                 "charge_queue_km": 1}})
+    c = StudyConfig(evaluation=ev)
+    again = StudyConfig.from_toml(c.to_toml())
+    assert again == c and again.evaluation.weights["dr"] == {"lost_request_km": 40.0}
+    with pytest.raises(CE, match="unknown"):
+        EvaluationSettings(weights={"dr": {"lambda": 3}})
+    with pytest.raises(CE, match="optimiser"):
+        EvaluationSettings(weights={"greedy": {"lost_request_km": 3}})
+    with pytest.raises(CE, match="lost_request_km"):
+        EvaluationSettings(weights={"dr": {"lost_request_km": -1}})
+    # the CLI reads drbalance tune's tuned.json
+    tuned = tmp_path / "tuned.json"
+    tuned.write_text('{"chosen": {"dr": {"lost_request_km": 40, "charge_queue_km": 2, "cost": 1}}}')
+    from drbalance.commands.evaluate import tuned_weights
+    assert tuned_weights(tuned) == {"dr": {"lost_request_km": 40.0, "charge_queue_km": 2.0}}
+    (tmp_path / "bad.json").write_text("{}")
+    with pytest.raises(CE, match="--tuned"):
+        tuned_weights(tmp_path / "bad.json")

@@ -24,6 +24,7 @@ balancing_km_pct, wait_min, u_m_all_pct, ...}}, "seconds", ...}``.
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -122,6 +123,8 @@ def add_evaluate_options(p: argparse.ArgumentParser, required: bool = True) -> N
                    help="shortfall: km worth one EV-slot waiting for a plug (default 2)")
     p.add_argument("--timing-share", type=float, default=None,
                    help="theta in [0, 1] (default: estimated from the training trips)")
+    p.add_argument("--tuned", type=Path, default=None,
+                   help="tuned.json of `drbalance tune`: every optimiser at the weights chosen for it")
     p.add_argument("--beta1", type=float, default=None)
     p.add_argument("--beta2", type=float, default=None)
     p.add_argument("--alpha", type=float, default=None)
@@ -138,11 +141,26 @@ def config_from_args(args: argparse.Namespace) -> StudyConfig:
     if base is None and (args.train is None or args.days is None):
         raise ConfigError("--train and --days are required (or --config FILE.toml that sets "
                           "evaluation.train and evaluation.days)")
-    config = with_options(base or StudyConfig(), args, OPTION_KEYS, fleet_values(args, base is None))
+    extra = fleet_values(args, base is None)
+    if getattr(args, "tuned", None) is not None:
+        extra["evaluation.weights"] = tuned_weights(args.tuned)
+    config = with_options(base or StudyConfig(), args, OPTION_KEYS, extra)
     if not config.evaluation.days:
         raise ConfigError("no evaluation day: pass --days D1,D2,... (dates after the training period), or a "
                           "--config file whose evaluation.days lists some")
     return config
+
+
+def tuned_weights(path: Path) -> dict:
+    """Per-optimiser weights from ``drbalance tune``'s ``tuned.json`` (its ``chosen`` table); a missing or
+    malformed file raises :class:`ConfigError` naming ``--tuned``."""
+    try:
+        chosen = json.loads(Path(path).read_text())["chosen"]
+        return {mode: {k: float(v[k]) for k in ("lost_request_km", "charge_queue_km") if k in v}
+                for mode, v in chosen.items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ConfigError(f"--tuned {path}: not a tuned.json written by `drbalance tune` ({type(exc).__name__}: "
+                          f"{exc}); run `drbalance tune ... --out DIR` and pass DIR/tuned.json") from None
 
 
 def fleet_values(args: argparse.Namespace, default_auto: bool = True) -> dict:
