@@ -18,7 +18,8 @@ approximate model.  They are chosen here on the training period only, never on e
    realised cost is what is wanted;
 4. per mode the weights with the lowest mean realised cost win (ties: the smaller ``λ``, then the
    smaller charging weight; :func:`choose`), and :func:`tuned_config` writes them into a
-   :class:`StudyConfig` whose training period is the whole ``(A, B)`` again.
+   :class:`StudyConfig` (``[evaluation.weights.<mode>]`` per mode, ``[balancing]`` at ``dr``'s) whose
+   training period is the whole ``(A, B)`` again.
 """
 
 from __future__ import annotations
@@ -134,14 +135,15 @@ def validation_config(config: StudyConfig, settings: TuneSettings) -> StudyConfi
 def validation_task(study: Study, day: str, seed: int, mode: str, lost_request_km: float,
                     charge_queue_km: float, fleet: int, value_km: float) -> dict:
     """Replay ``day`` with ``fleet`` EVs drawn with ``seed`` under a controller solving ``mode`` with
-    weights ``lost_request_km`` and ``charge_queue_km`` (``greedy`` as its fallback, as in
-    :meth:`Study.policy`), on :meth:`Study.estimates_for` (fitted before the first validation day).
+    weights ``lost_request_km`` and ``charge_queue_km`` (the rest of ``[balancing]`` with the mode's
+    ``[evaluation.weights.<mode>]``; ``greedy`` as its fallback, as in :meth:`Study.policy`), on :meth:`Study.estimates_for` (fitted before the first validation day).
     A module-level function (a Dask task).  Returns one :data:`SWEEP_COLUMNS` row: ``cost`` =
     ``balancing_km + value_km x unserved`` (km)."""
     d = pd.Timestamp(day)
     sim = study.simulator(d, sim=dataclasses.replace(study.config.sim, fleet_size=int(fleet), seed=int(seed)))
     est = study.estimates_for(d)
-    bal = dataclasses.replace(study.config.balancing, mode=mode, lost_request_km=float(lost_request_km),
+    bal = dataclasses.replace(study.config.balancing, **study.config.evaluation.weights.get(mode, {}))
+    bal = dataclasses.replace(bal, mode=mode, lost_request_km=float(lost_request_km),
                               charge_queue_km=float(charge_queue_km))
     greedy = make_policy("greedy", sim, est, reach_km=bal.reach_km)
     policy = study.controller(mode, fallback=greedy, balancing=bal, name=mode, estimates=est)
@@ -269,14 +271,22 @@ def choose(sweep: pd.DataFrame, rtol: float = 1e-9) -> dict:
     return chosen
 
 
-def tuned_config(config: StudyConfig, chosen: dict, mode: str) -> StudyConfig:
-    """``config`` (training period ``(A, B)`` unchanged) with ``balancing.mode = mode`` and that mode's
-    chosen ``lost_request_km`` and ``charge_queue_km``: ``drbalance evaluate --config`` runs it."""
+def tuned_config(config: StudyConfig, chosen: dict, mode: str | None = None) -> StudyConfig:
+    """``config`` (training period ``(A, B)`` unchanged) with every tuned mode's weights in
+    ``[evaluation.weights.<mode>]`` (``lost_request_km``, ``charge_queue_km``; other fields of an existing
+    table kept) and ``[balancing]`` set to ``mode``'s (default :func:`main_mode`: ``dr``) mode and weights,
+    so ``drbalance evaluate --config`` replays each optimiser at the weights chosen for it (and a policy
+    not tuned at ``mode``'s)."""
+    mode = main_mode(chosen) if mode is None else mode
     if mode not in chosen:
         raise ConfigError(f"mode {mode!r} was not tuned; tuned: {', '.join(chosen)}")
+    weights = {m: dict(t) for m, t in config.evaluation.weights.items()}
+    for m, c in chosen.items():
+        weights.setdefault(m, {}).update(lost_request_km=float(c["lost_request_km"]),
+                                         charge_queue_km=float(c["charge_queue_km"]))
     c = chosen[mode]
     return config.with_values({"balancing.mode": mode, "balancing.lost_request_km": c["lost_request_km"],
-                               "balancing.charge_queue_km": c["charge_queue_km"]})
+                               "balancing.charge_queue_km": c["charge_queue_km"], "evaluation.weights": weights})
 
 
 def main_mode(chosen: dict) -> str:

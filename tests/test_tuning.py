@@ -155,17 +155,21 @@ def test_config_toml_round_trips_and_evaluate_runs_the_tuned_weights(tuned, tmp_
     assert cfg.balancing.charge_queue_km == payload["chosen"]["dr"]["charge_queue_km"]
     assert cfg.evaluation.train == tuple(TRAIN.split(":"))          # the whole training period again
     assert (cfg.evaluation.regions, cfg.evaluation.hours, cfg.horizon, cfg.sim.fleet_size) == (8, 3.0, 3, 20)
-    for mode, c in payload["chosen"].items():
-        m = StudyConfig.from_toml(out / "run" / f"config_{mode}.toml")
-        assert (m.balancing.mode, m.balancing.lost_request_km) == (mode, c["lost_request_km"])
-        assert m == tuned_config(StudyConfig.from_toml(out / "run" / "validation.toml").with_values(
-            {"evaluation.train": TRAIN.split(":"), "evaluation.days": []}), payload["chosen"], mode)
+    assert cfg.evaluation.weights == {m: {"lost_request_km": c["lost_request_km"], "charge_queue_km": c["charge_queue_km"]}
+                                      for m, c in payload["chosen"].items()}
+    base = StudyConfig.from_toml(out / "run" / "validation.toml").with_values(
+        {"evaluation.train": TRAIN.split(":"), "evaluation.days": []})
+    assert cfg == tuned_config(base, payload["chosen"])
+    assert tuned_config(base, payload["chosen"], "nominal").balancing.lost_request_km == \
+        payload["chosen"]["nominal"]["lost_request_km"]
     rc, _, err = cli("evaluate", *FEB, f"--config={out / 'run' / 'config.toml'}", "--days=2021-02-22",
-                     "--policies=dr", f"--json={tmp_path / 'ev.json'}")
+                     "--policies=nominal,dr", f"--json={tmp_path / 'ev.json'}")
     assert rc == 0, err
     ev = json.loads((tmp_path / "ev.json").read_text())
     assert ev["config"]["balancing"]["lost_request_km"] == payload["chosen"]["dr"]["lost_request_km"]
-    assert ev["policies"]["dr"]["runs"] == 1
+    assert {m: w["lost_request_km"] for m, w in ev["config"]["evaluation"]["weights"].items()} == \
+        {m: c["lost_request_km"] for m, c in payload["chosen"].items()}
+    assert ev["policies"]["dr"]["runs"] == ev["policies"]["nominal"]["runs"] == 1
 
 
 @pytest.mark.parametrize("bad, words", [

@@ -17,10 +17,11 @@ scored by its realised cost ``balancing km + V x unserved requests`` per day, ``
 wins (ties: the smaller λ).  Writes ``OUT/sweep.csv`` (one row per mode x λ x charging weight x day x
 seed: served, unserved, balancing_km, cost, ...), ``OUT/means.csv``, ``OUT/tuned.json`` (``{"value_km",
 "validation_days", "chosen": {mode: {"lost_request_km", "charge_queue_km", "cost", "served_rate",
-"balancing_km"}}, "seconds", ...}``; also to ``--json PATH``), ``OUT/config.toml`` (the study with the
-``dr`` choice, or the first mode's without ``dr``: ``drbalance evaluate --config OUT/config.toml --days
-...`` runs with the tuned weights), ``OUT/config_<mode>.toml`` per mode and ``OUT/validation.toml``
-(the validation replays' configuration).  See docs/tuning.md.
+"balancing_km"}}, "seconds", ...}``; also to ``--json PATH``), ``OUT/config.toml`` (the study with every
+tuned mode's weights in ``[evaluation.weights.<mode>]`` and ``[balancing]`` at the ``dr`` choice, or the
+first mode's without ``dr``: ``drbalance evaluate --config OUT/config.toml --days ...`` replays each
+optimiser at its own tuned weights) and ``OUT/validation.toml`` (the validation replays' configuration).
+See docs/tuning.md.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from drbalance.commands.evaluate import fleet_values
 from drbalance.errors import ConfigError
 from drbalance.io import atomic_folder
 from drbalance.study_config import StudyConfig
-from drbalance.tuning import (TuneSettings, main_mode, mean_table, run_sweep, tuned_config, tuned_json,
+from drbalance.tuning import (TuneSettings, mean_table, run_sweep, tuned_config, tuned_json,
                               validation_config)
 
 #: the study options ``tune`` shares with ``evaluate`` (``--option`` -> dotted :class:`StudyConfig` key)
@@ -170,16 +171,14 @@ def format_table(payload: dict) -> str:
 
 
 def write_tuning(tuning, folder: Path | None, json_path: Path | None) -> dict:
-    """``sweep.csv``, ``means.csv``, ``tuned.json``, ``config.toml``, ``config_<mode>.toml`` and
-    ``validation.toml`` into ``folder`` (None: none); the payload to ``json_path`` (None: none)."""
+    """``sweep.csv``, ``means.csv``, ``tuned.json``, ``config.toml`` (:func:`drbalance.tuning.tuned_config`)
+    and ``validation.toml`` into ``folder`` (None: none); the payload to ``json_path`` (None: none)."""
     payload = tuned_json(tuning)
     if folder is not None:
         with atomic_folder(folder) as out:   # every file appears only once all are complete
             tuning.sweep.to_csv(out / "sweep.csv", index=False)
             mean_table(tuning.sweep).to_csv(out / "means.csv", index=False)
-            for mode in tuning.chosen:
-                tuned_config(tuning.config, tuning.chosen, mode).to_toml(out / f"config_{mode}.toml")
-            tuned_config(tuning.config, tuning.chosen, main_mode(tuning.chosen)).to_toml(out / "config.toml")
+            tuned_config(tuning.config, tuning.chosen).to_toml(out / "config.toml")
             tuning.validation.to_toml(out / "validation.toml")
             write_json(out / "tuned.json", payload)
     write_json(json_path, payload)
@@ -224,5 +223,5 @@ def run(args: argparse.Namespace) -> int:
         print(note)
     chosen = ", ".join(f"{m} lambda {c['lost_request_km']:g} km" for m, c in tuning.chosen.items())
     print(f"chose {chosen} with {tuning.fleet['size']} EVs in {tuning.seconds:.1f} s"
-          + (f"; sweep.csv, tuned.json and config.toml ({main_mode(tuning.chosen)}) in {args.out}/" if args.out else ""))
+          + (f"; sweep.csv, tuned.json and config.toml in {args.out}/" if args.out else ""))
     return 0
