@@ -64,7 +64,7 @@ import scipy.sparse as sp
 from drbalance.config import MODES, BalancingConfig
 from drbalance.errors import ConfigError, InfeasibleError
 from drbalance.problem_conic import ConicStructure, a_values, build_structure, conic_vectors, unpack
-from drbalance.problem_feasibility import precheck, shortage_hint
+from drbalance.problem_feasibility import make_elastic, precheck, shortage_hint
 from drbalance.problem_inputs import SolveInputs, solve_inputs
 from drbalance.problem_objective import objective_terms, objective_weights
 from drbalance.problem_pairs import BalancingPairs, mobility_matrices
@@ -182,6 +182,7 @@ class BalancingProblem:
             return self.solve_reference(state, forecasts, mode=mode, solver=backend, _t_start=t_start)
         cfg = self.config
         inp, st = self._prepare(state, forecasts, mode)
+        inp, elastic = make_elastic(self.pairs, cfg, st, inp)
         precheck(self.pairs, cfg, st, inp, self.regions.names)
         w_km, w1, w2, norms = objective_weights(self.pairs, cfg, st, inp)
         q, b, constant = conic_vectors(self.pairs, cfg, st, inp, w_km, w1, w2)
@@ -195,7 +196,7 @@ class BalancingProblem:
         mX, mY = len(self.pairs_x), len(st.pairs_y)
         X, Y = unpack(st, res.x, mX)
         diag = dict(inp.diagnostics, iterations=res.iterations, n_pairs_x=mX, n_pairs_y=mY, n_variables=st.n_var,
-                    n_constraints=st.A.shape[0], **norms)
+                    n_constraints=st.A.shape[0], **norms, **elastic)
         return self._plan(st, inp, X, Y, mode, (w_km, w1, w2), res.objective + constant, res.solver, status,
                           res.solve_seconds, t_start, diag)
 

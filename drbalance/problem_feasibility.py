@@ -72,3 +72,67 @@ def shortage_hint(config: BalancingConfig) -> str:
             f"{config.low_battery_reach_km:g} km "
             "of them (a regional shortage the per-region pre-checks cannot see); raise queue_allowance, "
             "low_battery_reach_km, or add plugs")
+
+
+def make_elastic(pairs: BalancingPairs, config: BalancingConfig, st: ConicStructure, inp: SolveInputs) -> tuple:
+    """The ratio model's state-driven limits made elastic before solving (model v2 prices them instead).
+
+    Returns ``(inp, report)``: plugs occupied beyond ``plugs + queue_allowance - plug_margin`` are counted as
+    ``over_capacity`` and the region is taken as full (no new arrival); low-battery EVs with no charger pair,
+    or beyond what the free plugs within their reach can take (a transportation LP, HiGHS: integral), are
+    ``stranded`` (left out of ``Y``; the controller sends them to the nearest plug).  One stranded EV no
+    longer cancels the vacant moves.
+    """
+    from dataclasses import replace
+
+    from scipy.optimize import linprog  # lazy (b): only when low-battery EVs exceed the reachable free plugs
+
+    cfg = config
+    K, n = cfg.horizon, pairs.n
+    full = inp.p[None, :] + inp.qa[None, :] - cfg.plug_margin
+    over = np.where(inp.p[None, :] > 0, np.maximum(inp.occ - full, 0.0), 0.0)
+    occ = inp.occ - over
+    L = inp.L.copy()
+    has_y = np.zeros(n, bool)
+    has_y[st.y_origins] = True
+    stranded = float(L[:, ~has_y].sum())
+    L[:, ~has_y] = 0.0
+    py = st.pairs_y
+    for k in st.y_slots:
+        cap = np.where(inp.p > 0, np.maximum(np.floor(inp.p - occ[k] + inp.qa - cfg.plug_margin + 1e-9), 0.0), 0.0)
+        if L[k].sum() <= 0 or not len(py):
+            continue
+        into = np.bincount(py[:, 1], minlength=n)
+        reach = np.zeros(n)
+        np.add.at(reach, py[:, 0], cap[py[:, 1]] * (into[py[:, 1]] > 0))
+        if (L[k] <= 0).all() or L[k].sum() <= cap.sum() and (L[k] <= reach).all() and _fits(py, L[k], cap, n):
+            continue
+        m = len(py)
+        import scipy.sparse as sps
+
+        A_o = sps.csr_matrix((np.ones(m), (py[:, 0], np.arange(m))), shape=(n, m))
+        A_d = sps.csr_matrix((np.ones(m), (py[:, 1], np.arange(m))), shape=(n, m))
+        res = linprog(-np.ones(m), A_ub=sps.vstack([A_o, A_d]), b_ub=np.concatenate([L[k], cap]),
+                      bounds=(0, None), method="highs")
+        routed = np.rint(A_o @ res.x) if res.status == 0 else np.zeros(n)
+        stranded += float((L[k] - routed).sum())
+        L[k] = np.minimum(routed, L[k])
+    now = float(over[0].sum())   # plugs over capacity now (later slots repeat the state's occupancy)
+    report = {"stranded": stranded, "over_capacity": now, "slack": stranded + now}
+    return replace(inp, L=L, occ=occ), report
+
+
+def _fits(py: np.ndarray, L: np.ndarray, cap: np.ndarray, n: int) -> bool:
+    """Greedy check that every low-battery EV finds a plug (nearest-pair order); False means: solve the LP."""
+    left = cap.copy()
+    for i in np.flatnonzero(L > 0):
+        need = L[i]
+        for j in py[py[:, 0] == i, 1]:
+            take = min(need, left[j])
+            left[j] -= take
+            need -= take
+            if need <= 0:
+                break
+        if need > 0:
+            return False
+    return True

@@ -154,7 +154,7 @@ def test_demo_runs_on_bundled_data(tmp_path, capsys):
                "--out", str(tmp_path / "d"), "--json", str(js)])
     assert rc == 0
     text = capsys.readouterr().out
-    assert "Reject report" in text and "conformal" in text and "change vs nominal" in text
+    assert "Reject report" in text and "conformal" in text and "Δ vs noop" in text and "report.html" in text
     s = json.loads(js.read_text())
     assert s["n_days_heldout"] == 31 and s["rows_read"] == 224_917
 

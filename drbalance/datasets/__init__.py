@@ -38,6 +38,13 @@ def nyc_zone_lookup() -> Path:
     return nyc_green_folder() / "taxi_zone_lookup.csv"
 
 
+def nyc_tuned_weights() -> Path | None:
+    """Path of the bundled ``tuned.json``: the model-v2 weights ``drbalance tune`` chose per optimiser on the
+    bundled Jan–Feb 2021 data (validation on its last two weeks; see docs/tuning.md), or None if absent."""
+    p = nyc_green_folder() / "tuned.json"
+    return p if p.is_file() else None
+
+
 def nyc_zone_centroids() -> Path:
     """Path of the bundled TLC zone centroids (``taxi_zone_centroids_DERIVED.csv``, beside the lookup);
     :func:`data_pipeline.readers.read_nyc_zones` falls back to it for a lookup without its own."""
