@@ -11,6 +11,8 @@ machine shows up as spread rather than bias.
     .venv/bin/python benchmarks/bench_solve.py --table modes        # 263 regions K=4, three modes
     .venv/bin/python benchmarks/bench_solve.py --table sweep        # NYC K=4 dr, later reach full..0 km
     .venv/bin/python benchmarks/bench_solve.py --table scale --json out.json
+    .venv/bin/python benchmarks/bench_solve.py --table v2       # model v2 goals: default vs fast setting vs ratio
+    .venv/bin/python benchmarks/bench_solve.py --table v2scale  # model v2, 100 .. 2000 regions, K=4
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from drbalance.commands.bench_solve import bench  # noqa: E402
 def _args(**kw) -> argparse.Namespace:
     base = dict(regions=None, horizon=4, mode="dr", steps=5, json=None, city="synthetic", seed=0, solver="clarabel",
                 reach_km=4.5, later_reach_km=None, rank=None, tol=1e-7, days=30, no_progress=True,
-                scs_eps=1e-6, accept_inaccurate=False)
+                scs_eps=1e-6, accept_inaccurate=False, objective="shortfall", supply="state", returns="exact")
     base.update(kw)
     return argparse.Namespace(**base)
 
@@ -45,6 +47,15 @@ TABLES = {
               dict(regions=491, horizon=6, later_reach_km=None, steps=3),
               dict(regions=491, horizon=6, later_reach_km=2.0)],
     "sweep": [dict(city="nyc", later_reach_km=lr, steps=10) for lr in (None, 3.0, 2.0, 1.0, 0.0)],
+    # model v2 (the default controller configuration: known arrivals, exact returns) against its fast setting
+    # (lagged returns, 2 km later reach) and the ratio model
+    "v2": [dict(city="nyc"), dict(city="nyc", returns="lagged", later_reach_km=2.0),
+           dict(city="nyc", objective="ratio"),
+           dict(regions=491, horizon=6, steps=3), dict(regions=491, horizon=6, returns="lagged", later_reach_km=2.0),
+           dict(regions=491, horizon=6, objective="ratio", later_reach_km=2.0)],
+    "v2scale": [dict(regions=n, returns=r, later_reach_km=lr, steps=s) for n, s in ((100, 5), (263, 5), (491, 3),
+                                                                                 (1000, 3), (2000, 2))
+                for r, lr in (("exact", None), ("lagged", 2.0))],
     "modes": [dict(regions=263, mode=m, later_reach_km=lr) for m in ("nominal", "demand_robust", "dr")
               for lr in (2.0, None)],
 }
@@ -61,9 +72,9 @@ def main() -> int:
     a = p.parse_args()
     rows = []
     print(f"# load average {os.getloadavg()}, {time.strftime('%Y-%m-%d %H:%M')}")
-    print("| city | n | K | mode | later reach km | rank | pairs | variables | iters | first s "
-          "| step s median (min-max over repeats) | solver s | overhead | objective |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| city | n | K | objective | returns | mode | later reach km | rank | pairs | variables | iters | first s "
+          "| step s median (min-max over repeats) | solver s | overhead | objective value |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for cfg in TABLES[a.table]:
         if a.max_regions and (cfg.get("regions") or 0) > a.max_regions:
             continue
@@ -79,7 +90,9 @@ def main() -> int:
                    pairs=r0["n_pairs"], variables=r0["n_variables"], iters=r0["iterations_median"],
                    rank=r0["rank"], objective=r0["objective"], K=r0["horizon"], mode=r0["mode"], city=r0["city"])
         rows.append(row)
-        print(f"| {row['city']} | {row['n']} | {row['K']} | {row['mode']} | {'full' if cfg.get('later_reach_km') is None else cfg['later_reach_km']} | "
+        a_ = _args(**cfg)
+        ret = a_.returns if a_.objective == "shortfall" else "-"
+        print(f"| {row['city']} | {row['n']} | {row['K']} | {a_.objective} | {ret} | {row['mode']} | {'full' if cfg.get('later_reach_km') is None else cfg['later_reach_km']} | "
               f"{row['rank']} | {row['pairs']} | {row['variables']} | {row['iters']:.0f} | {row['first_s']:.3f} | "
               f"{row['step_s']:.3f} ({row['step_min']:.3f}-{row['step_max']:.3f}) | {row['solver_s']:.3f} | "
               f"{row['overhead']:.3f} | {row['objective']:.6f} |", flush=True)

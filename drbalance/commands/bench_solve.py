@@ -3,7 +3,7 @@
 CLI contract (relied on by other tools; add options, never rename)::
 
     drbalance bench-solve --regions N --horizon K --mode {nominal,saa,demand_robust,dr} --steps S --json PATH
-                          [--objective shortfall|ratio] [--supply state|forecast]
+                          [--objective shortfall|ratio] [--supply state|forecast] [--returns exact|lagged]
                           [--city synthetic|nyc] [--seed 0] [--solver clarabel|scs|mosek|auto]
                           [--later-reach-km KM] [--rank R] [--reach-km KM] [--tol T] [--scs-eps E]
                           [--accept-inaccurate] [--days D] [--no-progress]
@@ -55,6 +55,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="model v2 (default) or the paper's ratio model")
     p.add_argument("--supply", choices=["state", "forecast"], default="state",
                    help="shortfall: known arrivals in the state + trip-mobility returns (default), or the forecast")
+    p.add_argument("--returns", choices=["exact", "lagged"], default="exact",
+                   help="shortfall: hires' returns coupled to the shortfall (exact, default) or taken as data")
     p.add_argument("--steps", type=int, default=10, help="timed re-solves after the first (default 10)")
     p.add_argument("--json", type=Path, default=None, help="write the summary JSON here")
     p.add_argument("--city", choices=["synthetic", "nyc"], default="synthetic")
@@ -131,6 +133,7 @@ def bench(args: argparse.Namespace) -> dict:
     d = first.diagnostics
     summary = {
         "city": args.city, "objective": args.objective, "supply": args.supply if args.objective == "shortfall" else None,
+        "returns": getattr(args, "returns", "exact") if args.objective == "shortfall" else None,
         "seed": args.seed, "n_regions": city.n, "n_pairs": int(len(first.pairs_x)),
         "n_pairs_low_battery": int(len(first.pairs_y)), "horizon": args.horizon, "mode": args.mode,
         "solver": first.solver, "first_step_s": first.total_seconds, "first_solver_s": first.solve_seconds,
@@ -168,7 +171,8 @@ def _config(args: argparse.Namespace) -> BalancingConfig:
     # queue allowance of 0 (every re-solve must be feasible without them)
     with naming_options({"tol": "tol", "scs_eps": "scs_eps", "later_reach_km": "later_reach_km",
                          "reach_km": "reach_km"}):
-        return BalancingConfig(objective=args.objective, mode=args.mode, horizon=args.horizon, reach_km=args.reach_km,
+        return BalancingConfig(objective=args.objective, returns=getattr(args, "returns", "exact"), mode=args.mode,
+                               horizon=args.horizon, reach_km=args.reach_km,
                                later_reach_km=args.later_reach_km, low_battery_reach_km=min(3.0, args.reach_km),
                                supply_floor=0.0, queue_allowance=0.0, solver=args.solver, tol=args.tol,
                                scs_eps=args.scs_eps, accept_inaccurate=args.accept_inaccurate)
