@@ -202,3 +202,35 @@ class Controller:
 
 def _as_moves(answer) -> Moves:
     return as_moves(answer, "fallback")
+
+
+@dataclass
+class OracleController(Controller):
+    """The deterministic twin fed the *realised* requests of the replayed day (an upper reference, never a
+    policy an operator could run): the ``nominal`` problem with the demand window read from ``realised``.
+
+    ``realised`` : (S, n) requests per slot and region of the replayed window starting at ``start``
+    (e.g. ``Requests.counts``); slots past its end count 0.  The known arrivals come from the state, as for
+    every optimiser; without them the supply forecast of the estimates is used.
+    """
+
+    realised: np.ndarray = None
+    start: pd.Timestamp = None
+
+    def __post_init__(self) -> None:
+        self.balancing = dataclasses.replace(self.balancing, mode="nominal")
+        self.name = self.name or "oracle"
+        super().__post_init__()
+        self.realised = np.asarray(self.realised, float)
+        self.start = pd.Timestamp(self.start)
+
+    def forecasts(self, day: pd.Timestamp, slot: int) -> Forecasts:
+        fc = super().forecasts(day, slot)
+        K, slot_min = self.balancing.horizon, self.balancing.slot_minutes
+        k0 = int((day + pd.Timedelta(minutes=slot * slot_min) - self.start) / pd.Timedelta(minutes=slot_min))
+        window = np.zeros((K, self.realised.shape[1]))
+        lo, hi = max(k0, 0), min(k0 + K, len(self.realised))
+        if hi > lo:
+            window[lo - k0:hi - k0] = self.realised[lo:hi]
+        return dataclasses.replace(fc, demand=window, demand_robust_set=None, demand_mean_set=None,
+                                   demand_moments=None)

@@ -28,7 +28,7 @@ from data_pipeline.estimates import EstimateConfig, Estimates
 from data_pipeline.panels import Panel, trip_panels
 from data_pipeline.regions import RegionMap, estimate_circuity
 from drbalance.config import BalancingConfig
-from drbalance.controller import Controller
+from drbalance.controller import Controller, OracleController
 from drbalance.errors import ConfigError, DataError
 from drbalance.policies import make_policy
 from drbalance.sim import PlugSiting, Simulator
@@ -176,6 +176,13 @@ class Study:
         vacant EVs as far as the optimisers do: ``balancing.reach_km``."""
         est = self.estimates if estimates is None else estimates
         reach = self.config.balancing.reach_km
+        if name == "oracle":   # the deterministic twin fed the day's realised requests (upper reference)
+            bal = dataclasses.replace(self.config.balancing, **self.config.evaluation.weights.get("nominal", {}))
+            slot = self.config.slot_minutes
+            return OracleController(est, bal, self.config.controller, name="oracle",
+                                    fallback=make_policy("greedy", sim, est, reach_km=reach),
+                                    realised=sim.requests.counts(slot, sim.regions.n, "origin"),
+                                    start=sim.requests.start)
         if name in OPTIMISERS:
             bal = dataclasses.replace(self.config.balancing, **self.config.evaluation.weights.get(name, {}))
             return self.controller(name, fallback=make_policy("greedy", sim, est, reach_km=reach), name=name,

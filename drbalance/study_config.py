@@ -43,7 +43,9 @@ else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
 #: Policies a study can compare.
-POLICIES = ("noop", "greedy", "nominal", "saa", "demand_robust", "dr")
+POLICIES = ("noop", "greedy", "nominal", "saa", "demand_robust", "dr", "oracle")
+#: the policies compared by default (``oracle`` reads the replayed day's realised requests: opt in)
+DEFAULT_POLICIES = ("noop", "greedy", "nominal", "saa", "demand_robust", "dr")
 OPTIMISERS = ("nominal", "saa", "demand_robust", "dr")
 #: balancing fields an optimiser may override per policy in ``[evaluation.weights.<policy>]``
 WEIGHT_FIELDS = ("lost_request_km", "charge_queue_km", "beta1", "beta2")
@@ -86,7 +88,7 @@ class EvaluationSettings:
 
     train: tuple[str, str] = ("2021-01-01", "2021-02-28")
     days: tuple[str, ...] = ()
-    policies: tuple[str, ...] = POLICIES
+    policies: tuple[str, ...] = DEFAULT_POLICIES
     regions: int = 20
     hours: float = 24.0
     circuity: float | str = "auto"

@@ -224,3 +224,21 @@ def test_controller_solves_the_mode_of_its_balancing_config(setup):
     # and the two modes really differ here (the test would pass vacuously otherwise)
     assert plans["dr"].objective != pytest.approx(plans["nominal"].objective, rel=1e-6)
     assert not hasattr(ControllerConfig(), "mode")
+
+
+def test_oracle_reads_the_realised_window_and_solves_the_twin(setup):
+    """The upper reference: the nominal problem fed the replayed day's realised requests."""
+    from drbalance.controller import OracleController
+    from drbalance.state import FleetState
+
+    est = setup[3]
+    n = est.regions.n
+    day = pd.Timestamp("2021-03-02")
+    realised = np.arange(96 * n, dtype=float).reshape(96, n)
+    ctl = OracleController(est, BalancingConfig(mode="dr", horizon=3, **BAL), realised=realised, start=day)
+    assert ctl.mode == "nominal" and ctl.name == "oracle"
+    fc = ctl.forecasts(day, 40)
+    assert np.array_equal(fc.demand, realised[40:43])
+    assert np.array_equal(ctl.forecasts(day, 95).demand, np.vstack([realised[95:96], np.zeros((2, n))]))
+    plan = ctl.plan(FleetState(np.full(n, 4), np.zeros(n), np.full(n, 2), np.zeros(n)), day + pd.Timedelta(hours=10))
+    assert plan.mode == "nominal" and ctl.steps().status.eq("solved").all()
