@@ -37,8 +37,10 @@ class BalancingConfig:
     mode : ``"nominal"`` (deterministic twin), ``"saa"`` (sample-average approximation over the training
         days' windows; shortfall only), ``"demand_robust"`` (the paper's robust baseline) or ``"dr"``
         (default): how uncertainty enters the objective.
-    lost_request_km : ``λ``, km of empty driving worth one lost request (shortfall; default 20, chosen by
-        ``drbalance tune`` on the bundled data's training period, see docs/balancing.md).
+    lost_request_km : ``λ``, km of empty driving worth one lost request (shortfall; default 20).  A knob of
+        an approximate model, chosen per mode on the training period by ``drbalance tune`` (on the bundled
+        Jan-Feb 2021 data: nominal 10, saa 40, dr 40 for a value of 20 km per lost request; docs/tuning.md;
+        ``drbalance evaluate --tuned`` applies them).
     charge_queue_km : km worth one EV-slot waiting for a plug (shortfall; default 2.0).
     elastic_km : price per vehicle of the elastic state-driven limits (low-battery EVs with no reachable
         plug, plugs over capacity), km (default 1000): large, so they are used only when nothing else works,
