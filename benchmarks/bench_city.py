@@ -160,6 +160,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--profile", action="store_true", help="cProfile the replay (top 25 by cumulative time)")
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a StudyConfig value, e.g. balancing.reach_km=4.5 (repeatable; JSON values)")
     args = ap.parse_args(argv)
     minutes = args.minutes if args.minutes is not None else int(round(60 * (args.hours if args.hours else 24)))
 
@@ -172,6 +174,13 @@ def main(argv=None) -> int:
     train = (str(FIRST_DAY.date()), str((day - pd.Timedelta(days=1)).date()))
     config = StudyConfig().with_values({"evaluation.train": list(train), "evaluation.regions": 0,
                                         "evaluation.circuity": 1.3, "sim.fleet_size": args.fleet, "seed": args.seed})
+    for item in args.set:
+        key, _, value = item.partition("=")
+        try:
+            value = json.loads(value)
+        except ValueError:
+            pass
+        config = config.with_values({key.strip(): value})
     policy_name = args.policy or config.balancing.mode
     print(f"city: {args.regions} zones, {len(trips):,} trips over {args.train_days + 1} days "
           f"({int((trips['pickup_time'] >= day).sum()):,} on the replayed day {day.date()}), generated in {t_gen:.1f} s")
@@ -205,7 +214,7 @@ def main(argv=None) -> int:
         "fallbacks": policy.fallbacks(),
         "simulation_seconds": t_run - policy.plan_seconds, "steps": policy.steps, "replay_seconds_per_slot": per_slot,
         "full_day_replay_estimate_s": per_slot * (1440 // config.slot_minutes),
-        "load_start": list(load0), "load_end": list(os.getloadavg()),
+        "load_start": list(load0), "load_end": list(os.getloadavg()), "overrides": list(args.set),
     }
     print(f"replay {minutes} min ({policy.steps} decisions, {policy.fallbacks()} fallbacks): {t_run:.1f} s = solve "
           f"{policy.solve_seconds:.1f} + forecasts {policy.forecast_seconds:.1f} + controller other "
