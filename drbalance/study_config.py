@@ -153,6 +153,9 @@ class EvaluationSettings:
             clean[name] = {k: check_number(f"evaluation.weights.{name}.{k}", v, low=0) for k, v in table.items()}
         set_("weights", clean)
 
+    def __hash__(self) -> int:   # ``weights`` is a dict (a TOML table): hash its items
+        return hash(tuple((f.name, _freeze(getattr(self, f.name))) for f in dataclasses.fields(self)))
+
     @property
     def minutes(self) -> int:
         """Replay length in whole minutes."""
@@ -321,6 +324,15 @@ _HEADER = "# drbalance study configuration (StudyConfig); every field, see examp
 def _default(cls, name: str):
     f = {f.name: f for f in dataclasses.fields(cls)}[name]
     return f.default_factory() if f.default is dataclasses.MISSING else f.default
+
+
+def _freeze(value):
+    """A hashable stand-in for a configuration value (dicts and lists become sorted tuples)."""
+    if isinstance(value, dict):
+        return tuple(sorted((k, _freeze(v)) for k, v in value.items()))
+    if isinstance(value, (list, tuple)):
+        return tuple(_freeze(v) for v in value)
+    return value
 
 
 def _to_plain(obj) -> dict:
