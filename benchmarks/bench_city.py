@@ -174,13 +174,15 @@ def main(argv=None) -> int:
     train = (str(FIRST_DAY.date()), str((day - pd.Timedelta(days=1)).date()))
     config = StudyConfig().with_values({"evaluation.train": list(train), "evaluation.regions": 0,
                                         "evaluation.circuity": 1.3, "sim.fleet_size": args.fleet, "seed": args.seed})
+    overrides = {}
     for item in args.set:
         key, _, value = item.partition("=")
         try:
             value = json.loads(value)
         except ValueError:
             pass
-        config = config.with_values({key.strip(): value})
+        overrides[key.strip()] = value
+    config = config.with_values(overrides)   # all at once: fields checked against each other
     policy_name = args.policy or config.balancing.mode
     print(f"city: {args.regions} zones, {len(trips):,} trips over {args.train_days + 1} days "
           f"({int((trips['pickup_time'] >= day).sum()):,} on the replayed day {day.date()}), generated in {t_gen:.1f} s")
