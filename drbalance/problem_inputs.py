@@ -70,14 +70,7 @@ def solve_inputs(state: FleetState, fc: Forecasts, mode: str, config: BalancingC
     wrong types or shapes, a missing, mis-kinded or off-centre uncertainty set.
     """
     K = config.horizon
-    if not isinstance(state, FleetState):
-        raise DataError(f"state must be a FleetState, got {type(state).__name__}")
-    if not isinstance(fc, Forecasts):
-        raise DataError(f"forecasts must be a Forecasts, got {type(fc).__name__}")
-    if state.n != n:
-        raise DataError(f"state has {state.n} regions but the region map has {n}")
-    if fc.demand.shape != (K, n):
-        raise DataError(f"forecasts have shape {fc.demand.shape}, expected (K={K}, n={n})")
+    check_window(state, fc, K, n)
     diag: dict = {}
     scale = max(float(np.abs(fc.demand).max()), 1.0)
     neg_d = fc.demand < -1e-9 * scale
@@ -87,11 +80,7 @@ def solve_inputs(state: FleetState, fc: Forecasts, mode: str, config: BalancingC
     s_hat = np.maximum(fc.supply, 0.0)
     diag["demand_centre_floored"] = int(neg_d.sum())  # negative expected demand floored at 0 (conservative)
     diag["supply_forecast_floored"] = int(neg_s.sum())
-    L = np.zeros((K, n))
-    L[0] = state.low_battery
-    if fc.low_battery_inflow is not None and K > 1:
-        L[1:] = fc.low_battery_inflow[: K - 1]
-    occ = np.broadcast_to(state.occupied, (K, n)).copy() if fc.occupied is None else fc.occupied.copy()
+    L, occ = window_counts(state, fc, K, n)
     c = np.broadcast_to(state.plugs, (K, n)).astype(float) if fc.charging is None else fc.charging
     gamma, factor, dvec = 0.0, None, None
     # MATH.md 1.1 (a): a drop-off during slot k serves only a share θ of slot k's requests
@@ -130,6 +119,30 @@ def solve_inputs(state: FleetState, fc: Forecasts, mode: str, config: BalancingC
         diag["rank"] = int(factor.shape[1])
     return SolveInputs(state.vacant, L, state.plugs, occ, queue_allowance, mu, s_hat, s_cone, c, gamma,
                        factor, dvec, diag, theta * s_hat)
+
+
+def check_window(state: FleetState, fc: Forecasts, horizon: int, n: int) -> None:
+    """Raise DataError unless ``state`` is a FleetState of ``n`` regions and ``fc`` a Forecasts of shape (K, n)."""
+    if not isinstance(state, FleetState):
+        raise DataError(f"state must be a FleetState, got {type(state).__name__}")
+    if not isinstance(fc, Forecasts):
+        raise DataError(f"forecasts must be a Forecasts, got {type(fc).__name__}")
+    if state.n != n:
+        raise DataError(f"state has {state.n} regions but the region map has {n}")
+    if fc.demand.shape != (horizon, n):
+        raise DataError(f"forecasts have shape {fc.demand.shape}, expected (K={horizon}, n={n})")
+
+
+def window_counts(state: FleetState, fc: Forecasts, horizon: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(L, occ)``, each (K, n): low-battery EVs to route per slot (now, then the forecast inflow or 0) and
+    plugs occupied or queued per slot (the forecast, else the state's held constant)."""
+    K = horizon
+    L = np.zeros((K, n))
+    L[0] = state.low_battery
+    if fc.low_battery_inflow is not None and K > 1:
+        L[1:] = fc.low_battery_inflow[: K - 1]
+    occ = np.broadcast_to(state.occupied, (K, n)).copy() if fc.occupied is None else fc.occupied.copy()
+    return L, occ
 
 
 def check_set(uset, name: str, kind: str, centre: np.ndarray, horizon: int, n: int) -> None:

@@ -103,3 +103,57 @@ def mobility_matrices(mobility, horizon: int, n: int) -> list | None:
             raise DataError(f"mobility matrix {k} must be finite and non-negative")
         out.append(P)
     return out
+
+
+@dataclass(frozen=True)
+class LowBatteryPairs:
+    """The low-battery pairs of one plug support (shared by both formulations).
+
+    Attributes
+    ----------
+    plug : (nP,) region positions with plugs.
+    pairs_y : (m_y, 2) pairs within ``low_battery_reach_km`` whose destination has plugs.
+    Wy : (m_y,) their distances, km.
+    y_origins : (nYo,) regions with at least one such pair.
+    By_orig : (nYo, m_y) sparse origin incidence; ``By_dest`` : (nP, m_y) destination incidence (rows follow ``plug``).
+    """
+
+    plug: np.ndarray
+    pairs_y: np.ndarray
+    Wy: np.ndarray
+    y_origins: np.ndarray
+    By_orig: sp.csr_matrix
+    By_dest: sp.csr_matrix
+
+    @classmethod
+    def build(cls, pairs: BalancingPairs, plugs: np.ndarray) -> "LowBatteryPairs":
+        n = pairs.n
+        plug = np.flatnonzero(np.asarray(plugs) > 0)
+        plug_pos = np.full(n, -1)
+        plug_pos[plug] = np.arange(len(plug))
+        keep = plug_pos[pairs.lb_pairs[:, 1]] >= 0
+        pairs_y, Wy = pairs.lb_pairs[keep], pairs.Wlb[keep]
+        mY = len(pairs_y)
+        y_origins = np.unique(pairs_y[:, 0])
+        orig_pos = np.full(n, -1)
+        orig_pos[y_origins] = np.arange(len(y_origins))
+        cy = np.arange(mY)
+        By_orig = sp.csr_matrix((np.ones(mY), (orig_pos[pairs_y[:, 0]], cy)), shape=(len(y_origins), mY))
+        By_dest = sp.csr_matrix((np.ones(mY), (plug_pos[pairs_y[:, 1]], cy)), shape=(len(plug), mY))
+        return cls(plug, pairs_y, Wy, y_origins, By_orig, By_dest)
+
+
+def slot_layout(pairs: BalancingPairs, config: BalancingConfig, m_y: int, inflow: bool) -> tuple:
+    """Which pairs have a variable in each slot: ``(ax, ay, xoff, yoff, y_slots)``.
+
+    Slot 1 has every pair; later slots keep the vacant pairs within ``later_reach_km`` and have low-battery
+    moves only when an inflow is forecast.  ``xoff``/``yoff`` (K + 1,) are the starts of each slot's block.
+    """
+    K, m_x = config.horizon, len(pairs.pairs_x)
+    later = pairs.Wx <= config.later_reach + 1e-12
+    ax = [np.arange(m_x)] + [np.flatnonzero(later)] * (K - 1)
+    ay = [np.arange(m_y)] + [np.arange(m_y) if inflow else np.zeros(0, np.int64)] * (K - 1)
+    xoff = np.concatenate([[0], np.cumsum([len(a) for a in ax])])
+    yoff = np.concatenate([[0], np.cumsum([len(a) for a in ay])])
+    y_slots = np.array([k for k in range(K) if len(ay[k])], dtype=np.int64)
+    return ax, ay, xoff, yoff, y_slots

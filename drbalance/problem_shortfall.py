@@ -50,7 +50,7 @@ import scipy.sparse as sp
 
 from drbalance.config import BalancingConfig
 from drbalance.errors import DataError
-from drbalance.problem_pairs import BalancingPairs
+from drbalance.problem_pairs import BalancingPairs, LowBatteryPairs, slot_layout
 from drbalance.solvers import ConeSpec, ConicSolver
 
 SLOT_DISCOUNT = 0.98
@@ -107,26 +107,10 @@ def build(pairs: BalancingPairs, config: BalancingConfig, plugs: np.ndarray, mod
     ``inflow`` (later slots route low-battery EVs)."""
     cfg = config
     K, n = cfg.horizon, pairs.n
-    plug = np.flatnonzero(plugs > 0)
-    nP = len(plug)
-    plug_pos = np.full(n, -1)
-    plug_pos[plug] = np.arange(nP)
-    keep = plug_pos[pairs.lb_pairs[:, 1]] >= 0
-    pairs_y, Wy = pairs.lb_pairs[keep], pairs.Wlb[keep]
-    mY, mX = len(pairs_y), len(pairs.pairs_x)
-    y_origins = np.unique(pairs_y[:, 0])
-    orig_pos = np.full(n, -1)
-    orig_pos[y_origins] = np.arange(len(y_origins))
-    cy = np.arange(mY)
-    By_orig = sp.csr_matrix((np.ones(mY), (orig_pos[pairs_y[:, 0]], cy)), shape=(len(y_origins), mY))
-    By_dest = sp.csr_matrix((np.ones(mY), (plug_pos[pairs_y[:, 1]], cy)), shape=(nP, mY))
-    nYo = len(y_origins)
-    later = pairs.Wx <= cfg.later_reach + 1e-12
-    ax = [np.arange(mX)] + [np.flatnonzero(later)] * (K - 1)
-    ay = [np.arange(mY)] + [np.arange(mY) if inflow else np.zeros(0, np.int64)] * (K - 1)
-    xoff = np.concatenate([[0], np.cumsum([len(a) for a in ax])])
-    yoff = np.concatenate([[0], np.cumsum([len(a) for a in ay])])
-    y_slots = np.array([k for k in range(K) if len(ay[k])], dtype=np.int64)
+    lb = LowBatteryPairs.build(pairs, plugs)
+    plug, pairs_y, Wy, y_origins, By_orig, By_dest = lb.plug, lb.pairs_y, lb.Wy, lb.y_origins, lb.By_orig, lb.By_dest
+    nP, nYo, mY, mX = len(plug), len(y_origins), len(pairs_y), len(pairs.pairs_x)
+    ax, ay, xoff, yoff, y_slots = slot_layout(pairs, cfg, mY, inflow)
     nYs = len(y_slots)
     offset, phi = travel(pairs, cfg)
     saa = mode == "saa"

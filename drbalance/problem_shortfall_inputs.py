@@ -23,6 +23,7 @@ import numpy as np
 
 from drbalance.config import BalancingConfig
 from drbalance.errors import DataError
+from drbalance.problem_inputs import check_window, window_counts
 from drbalance.problem_shortfall import ShortfallData
 from drbalance.state import FleetState, Forecasts
 
@@ -42,23 +43,12 @@ def shortfall_data(state: FleetState, fc: Forecasts, mode: str, config: Balancin
                    queue_allowance: np.ndarray) -> ShortfallData:
     """Validated :class:`ShortfallData` for ``mode``; raises DataError naming a bad or missing input."""
     K = config.horizon
-    if not isinstance(state, FleetState):
-        raise DataError(f"state must be a FleetState, got {type(state).__name__}")
-    if not isinstance(fc, Forecasts):
-        raise DataError(f"forecasts must be a Forecasts, got {type(fc).__name__}")
-    if state.n != n:
-        raise DataError(f"state has {state.n} regions but the region map has {n}")
-    if fc.demand.shape != (K, n):
-        raise DataError(f"forecasts have shape {fc.demand.shape}, expected (K={K}, n={n})")
+    check_window(state, fc, K, n)
     diag: dict = {"requested_mode": mode}
     m_r = np.maximum(fc.demand, 0.0)
     s_f = np.maximum(fc.supply, 0.0)
     diag["demand_centre_floored"] = int((fc.demand < 0).sum())
-    L = np.zeros((K, n))
-    L[0] = state.low_battery
-    if fc.low_battery_inflow is not None and K > 1:
-        L[1:] = fc.low_battery_inflow[: K - 1]
-    occ = np.broadcast_to(state.occupied, (K, n)).copy() if fc.occupied is None else fc.occupied.copy()
+    L, occ = window_counts(state, fc, K, n)
     if config.timing_share is not None:
         theta, source = np.full((K, n), float(config.timing_share)), "config"
     elif fc.timing_share is not None:

@@ -207,3 +207,20 @@ def naming_options(fields: dict[str, str]):
         if option is None:
             raise
         raise ConfigError(f"{exc} (from --{option.replace('_', '-')})") from None
+
+
+#: the model-v2 options of ``evaluate`` and ``evaluate-scenario`` -> dotted :class:`StudyConfig` keys
+MODEL_V2_KEYS = {"objective": "balancing.objective", "lost_request_km": "balancing.lost_request_km",
+                 "charge_queue_km": "balancing.charge_queue_km", "timing_share": "balancing.timing_share"}
+
+
+def add_model_v2_options(p) -> None:
+    """``--objective``, ``--lost-request-km``, ``--charge-queue-km``, ``--timing-share`` (see :data:`MODEL_V2_KEYS`)."""
+    p.add_argument("--objective", default=None, choices=["shortfall", "ratio"],
+                   help="model v2 (shortfall, default) or the paper's ratio model")
+    p.add_argument("--lost-request-km", type=float, default=None,
+                   help="shortfall: km of empty driving worth one lost request (lambda, default 20)")
+    p.add_argument("--charge-queue-km", type=float, default=None,
+                   help="shortfall: km worth one EV-slot waiting for a plug (default 2)")
+    p.add_argument("--timing-share", type=float, default=None,
+                   help="theta in [0, 1] (default: estimated from the training trips)")

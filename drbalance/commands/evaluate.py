@@ -36,8 +36,9 @@ from rich.progress import Progress
 from data_pipeline.readers import read_tlc_trips
 from drbalance.report import write_report
 from drbalance.report_data import write_map_data
-from drbalance.commands.common import (add_centroids_option, centroids_note, check_outputs, read_zones,
-                                       require_accepted, with_options, write_json, zone_files)
+from drbalance.commands.common import (MODEL_V2_KEYS, add_centroids_option, add_model_v2_options, centroids_note,
+                                       check_outputs, read_zones, require_accepted, with_options, write_json,
+                                       zone_files)
 from drbalance.errors import ConfigError
 from drbalance.io import atomic_folder
 from drbalance.evaluation import compare, evaluate, plot_day_profiles, summary_json
@@ -59,8 +60,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 #: ``--option`` -> dotted :class:`StudyConfig` key (a flag given on the command line overrides the
 #: ``--config`` file's value; one not given leaves it, or the default, alone).
 OPTION_KEYS = {
-    "objective": "balancing.objective", "lost_request_km": "balancing.lost_request_km",
-    "charge_queue_km": "balancing.charge_queue_km", "timing_share": "balancing.timing_share",
+    **MODEL_V2_KEYS,
     "policies": "evaluation.policies", "seed": "seed", "regions": "evaluation.regions",
     "slot_minutes": "slot_minutes", "horizon": "horizon", "hours": "evaluation.hours",
     "reach_km": "balancing.reach_km", "later_reach_km": "balancing.later_reach_km",
@@ -115,14 +115,7 @@ def add_evaluate_options(p: argparse.ArgumentParser, required: bool = True) -> N
                    help=f"charger reach of low-battery EVs (default {d.balancing.low_battery_reach_km:g} km)")
     p.add_argument("--supply-floor", type=float, default=None, help="vehicles added to each S + s denominator")
     p.add_argument("--queue-allowance", type=float, default=None, help="queued EVs allowed per charger region")
-    p.add_argument("--objective", default=None, choices=["shortfall", "ratio"],
-                   help="model v2 (shortfall, default) or the paper's ratio model")
-    p.add_argument("--lost-request-km", type=float, default=None,
-                   help="shortfall: km of empty driving worth one lost request (lambda, default 20)")
-    p.add_argument("--charge-queue-km", type=float, default=None,
-                   help="shortfall: km worth one EV-slot waiting for a plug (default 2)")
-    p.add_argument("--timing-share", type=float, default=None,
-                   help="theta in [0, 1] (default: estimated from the training trips)")
+    add_model_v2_options(p)
     p.add_argument("--tuned", type=Path, default=None,
                    help="tuned.json of `drbalance tune`: every optimiser at the weights chosen for it")
     p.add_argument("--beta1", type=float, default=None)

@@ -25,7 +25,8 @@ from rich.console import Console
 from rich.table import Table
 
 from data_pipeline.scenarios import read_scenario
-from drbalance.commands.common import check_outputs, naming_options, option_values, with_options, write_json
+from drbalance.commands.common import (MODEL_V2_KEYS, add_model_v2_options, check_outputs, naming_options,
+                                       option_values, with_options, write_json)
 from drbalance.errors import ConfigError
 from drbalance.io import atomic_folder
 from drbalance.report import write_report
@@ -63,14 +64,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--match-radius-km", type=float, default=None,
                    help="requests matched to EVs within this distance (default 0: own region only, as the peers)")
     p.add_argument("--plugs-per-vehicle", type=float, default=None, help="sited plugs where the scenario has none (0.1)")
-    p.add_argument("--objective", default=None, choices=["shortfall", "ratio"],
-                   help="model v2 (shortfall, default) or the paper's ratio model")
-    p.add_argument("--lost-request-km", type=float, default=None,
-                   help="shortfall: km of empty driving worth one lost request (lambda, default 20)")
-    p.add_argument("--charge-queue-km", type=float, default=None,
-                   help="shortfall: km worth one EV-slot waiting for a plug (default 2)")
-    p.add_argument("--timing-share", type=float, default=None,
-                   help="theta in [0, 1] (default: estimated from the training trips)")
+    add_model_v2_options(p)
     p.add_argument("--beta1", type=float, default=None)
     p.add_argument("--beta2", type=float, default=None, help="charging weight (default 1 with chargers, else 0)")
     p.add_argument("--radius-scale", type=float, default=None)
@@ -82,8 +76,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 #: ``--option`` -> dotted :class:`StudyConfig` key of the scenario evaluation's study.
 STUDY_KEYS = {
-    "objective": "balancing.objective", "lost_request_km": "balancing.lost_request_km",
-    "charge_queue_km": "balancing.charge_queue_km", "timing_share": "balancing.timing_share",
+    **MODEL_V2_KEYS,
     "policies": "evaluation.policies", "seed": "seed", "slot_minutes": "slot_minutes", "horizon": "horizon",
     "fleet": "sim.fleet_size", "speed_kmh": "sim.speed_kmh", "reach_km": "balancing.reach_km",
     "later_reach_km": "balancing.later_reach_km", "low_battery_reach_km": "balancing.low_battery_reach_km",
