@@ -147,6 +147,26 @@ class Estimates:
         starts = np.flatnonzero(np.asarray(day_type) == wanted_type) * S + start_slot
         return starts[starts + K <= n_days_total * S]
 
+    def training_windows(self, quantity: str, day_type: str, start_slot: int) -> np.ndarray:
+        """(N, K n) training residual windows of ``quantity`` for ``(day_type, start_slot)`` (slot-major).
+
+        Raises ConfigError for a start slot outside the day, DataError with fewer than 2 windows."""
+        if not (0 <= start_slot < self.n_slots):
+            raise ConfigError(f"start slot must be in 0..{self.n_slots - 1}, got {start_slot}")
+        p = self._quantity(quantity)
+        starts = self.window_index(p.days, p.day_type, day_type, start_slot, p.n_days)
+        if len(starts) < 2:
+            raise DataError(f"{quantity}: only {len(starts)} training window(s) of type {day_type!r} start at "
+                            f"slot {start_slot}; need >= 2 (lengthen the training period)")
+        return self._windows(self.residuals[quantity], starts)
+
+    def _window_seed(self, quantity: str, day_type: str, start_slot: int, *stream: int) -> int:
+        """The seed of one window's bootstrap: fixed by (random_state, quantity, day type, slot, stream), so
+        results do not depend on the order windows are requested in."""
+        seq = np.random.SeedSequence([self.config.random_state, self.quantities.index(quantity),
+                                      0 if day_type == "weekday" else 1, int(start_slot), *stream])
+        return int(np.random.default_rng(seq).integers(2**32))
+
     def _windows(self, series: np.ndarray, starts: np.ndarray) -> np.ndarray:
         K = self.config.horizon
         idx = starts[:, None] + np.arange(K)[None, :]
@@ -156,23 +176,13 @@ class Estimates:
     def residual_sets(self, quantity: str, day_type: str, start_slot: int) -> tuple[UncertaintySet, UncertaintySet]:
         """(robust, mean) sets of the *residual* window for ``(day_type, start_slot)``, centred at the
         mean residual (add a forecast window to get sets for a target window)."""
-        if not (0 <= start_slot < self.n_slots):
-            raise ConfigError(f"start slot must be in 0..{self.n_slots - 1}, got {start_slot}")
         key = (quantity, day_type, int(start_slot))
         if key not in self._cache:
-            p = self._quantity(quantity)
-            starts = self.window_index(p.days, p.day_type, day_type, start_slot, p.n_days)
-            if len(starts) < 2:
-                raise DataError(f"{quantity}: only {len(starts)} training window(s) of type {day_type!r} start at "
-                                f"slot {start_slot}; need >= 2 (lengthen the training period)")
-            X = self._windows(self.residuals[quantity], starts)
+            X = self.training_windows(quantity, day_type, start_slot)
             c = self.config
-            q_idx = self.quantities.index(quantity)
-            t_idx = 0 if day_type == "weekday" else 1
-            seed = np.random.SeedSequence([c.random_state, q_idx, t_idx, int(start_slot)])
             with _small_blas():
                 est = EllipsoidEstimator(c.shrinkage, c.epsilon, c.delta, c.n_bootstrap, c.rank,
-                                         random_state=np.random.default_rng(seed).integers(2**32),
+                                         random_state=self._window_seed(quantity, day_type, start_slot),
                                          robust_radius=c.robust_radius).fit(X)
             self._cache[key] = (est.robust_set_, est.mean_set_, est.shrinkage_)
         r, m, _ = self._cache[key]
@@ -206,16 +216,10 @@ class Estimates:
         """Moments of the residual window for ``(day_type, start_slot)`` (zero forecast; cached, seeded)."""
         key = (quantity, day_type, int(start_slot))
         if key not in self._moments:
-            p = self._quantity(quantity)
-            starts = self.window_index(p.days, p.day_type, day_type, start_slot, p.n_days)
-            if len(starts) < 2:
-                raise DataError(f"{quantity}: only {len(starts)} training window(s) of type {day_type!r} start at "
-                                f"slot {start_slot}; need >= 2 (lengthen the training period)")
+            X = self.training_windows(quantity, day_type, start_slot)
             c = self.config
-            seed = np.random.SeedSequence([c.random_state, self.quantities.index(quantity),
-                                           0 if day_type == "weekday" else 1, int(start_slot), 1])
-            self._moments[key] = window_moments(self._windows(self.residuals[quantity], starts), 1 - c.delta,
-                                                c.n_bootstrap, int(np.random.default_rng(seed).integers(2**32)))
+            self._moments[key] = window_moments(X, 1 - c.delta, c.n_bootstrap,
+                                                self._window_seed(quantity, day_type, start_slot, 1))
         return self._moments[key]
 
     def moments_for(self, quantity: str, date, start_slot: int) -> WindowMoments:

@@ -225,6 +225,8 @@ class OracleController(Controller):
         self.start = pd.Timestamp(self.start)
 
     def forecasts(self, day: pd.Timestamp, slot: int) -> Forecasts:
+        """The estimates' window with its demand replaced by the realised requests (K, n) of those slots; no
+        demand sets or moments (the twin needs none)."""
         fc = super().forecasts(day, slot)
         K, slot_min = self.balancing.horizon, self.balancing.slot_minutes
         k0 = int((day + pd.Timedelta(minutes=slot * slot_min) - self.start) / pd.Timedelta(minutes=slot_min))

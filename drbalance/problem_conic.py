@@ -27,7 +27,7 @@ import scipy.sparse as sp
 from drbalance.config import BalancingConfig
 from drbalance.errors import DataError
 from drbalance.problem_inputs import SolveInputs
-from drbalance.problem_pairs import BalancingPairs, LowBatteryPairs, slot_layout
+from drbalance.problem_pairs import BalancingPairs, LowBatteryPairs, slot_layout, unpack_moves
 from drbalance.solvers import ConeSpec, ConicSolver
 
 
@@ -274,11 +274,5 @@ def unpack(st: ConicStructure, x: np.ndarray, m_x: int) -> tuple[np.ndarray, np.
     """The moves of a solution ``x`` (n_var,) as dense ``X`` (K, m_x) and ``Y`` (K, m_y) over the full pair
     lists (0 on the pairs without a variable in a slot)."""
     off = st.offsets
-    xv, yv = x[off["X"]:off["Y"]], x[off["Y"]:off["S"]]
-    K = len(st.ax)
-    X = np.zeros((K, m_x))
-    Y = np.zeros((K, len(st.pairs_y)))
-    for k in range(K):
-        X[k, st.ax[k]] = xv[st.xoff[k]:st.xoff[k + 1]]
-        Y[k, st.ay[k]] = yv[st.yoff[k]:st.yoff[k + 1]]
-    return X, Y
+    return unpack_moves(x[off["X"]:off["Y"]], x[off["Y"]:off["S"]], st.ax, st.ay, st.xoff, st.yoff, m_x,
+                        len(st.pairs_y))

@@ -10,7 +10,10 @@ cannot see (a regional plug shortage) is left to the solver, whose infeasibility
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
+import scipy.sparse as sp
 
 from drbalance.config import BalancingConfig
 from drbalance.errors import InfeasibleError
@@ -83,8 +86,6 @@ def make_elastic(pairs: BalancingPairs, config: BalancingConfig, st: ConicStruct
     ``stranded`` (left out of ``Y``; the controller sends them to the nearest plug).  One stranded EV no
     longer cancels the vacant moves.
     """
-    from dataclasses import replace
-
     from scipy.optimize import linprog  # lazy (b): only when low-battery EVs exceed the reachable free plugs
 
     cfg = config
@@ -100,29 +101,22 @@ def make_elastic(pairs: BalancingPairs, config: BalancingConfig, st: ConicStruct
     py = st.pairs_y
     for k in st.y_slots:
         cap = np.where(inp.p > 0, np.maximum(np.floor(inp.p - occ[k] + inp.qa - cfg.plug_margin + 1e-9), 0.0), 0.0)
-        if L[k].sum() <= 0 or not len(py):
+        if L[k].sum() <= 0 or not len(py) or _fits(py, L[k], cap):
             continue
-        into = np.bincount(py[:, 1], minlength=n)
-        reach = np.zeros(n)
-        np.add.at(reach, py[:, 0], cap[py[:, 1]] * (into[py[:, 1]] > 0))
-        if (L[k] <= 0).all() or L[k].sum() <= cap.sum() and (L[k] <= reach).all() and _fits(py, L[k], cap, n):
-            continue
-        m = len(py)
-        import scipy.sparse as sps
-
-        A_o = sps.csr_matrix((np.ones(m), (py[:, 0], np.arange(m))), shape=(n, m))
-        A_d = sps.csr_matrix((np.ones(m), (py[:, 1], np.arange(m))), shape=(n, m))
-        res = linprog(-np.ones(m), A_ub=sps.vstack([A_o, A_d]), b_ub=np.concatenate([L[k], cap]),
+        m = len(py)   # max flow: as many low-battery EVs as the free plugs within their reach take
+        A_o = sp.csr_matrix((np.ones(m), (py[:, 0], np.arange(m))), shape=(n, m))
+        A_d = sp.csr_matrix((np.ones(m), (py[:, 1], np.arange(m))), shape=(n, m))
+        res = linprog(-np.ones(m), A_ub=sp.vstack([A_o, A_d]), b_ub=np.concatenate([L[k], cap]),
                       bounds=(0, None), method="highs")
         routed = np.rint(A_o @ res.x) if res.status == 0 else np.zeros(n)
         stranded += float((L[k] - routed).sum())
         L[k] = np.minimum(routed, L[k])
     now = float(over[0].sum())   # plugs over capacity now (later slots repeat the state's occupancy)
     report = {"stranded": stranded, "over_capacity": now, "slack": stranded + now}
-    return replace(inp, L=L, occ=occ), report
+    return dataclasses.replace(inp, L=L, occ=occ), report
 
 
-def _fits(py: np.ndarray, L: np.ndarray, cap: np.ndarray, n: int) -> bool:
+def _fits(py: np.ndarray, L: np.ndarray, cap: np.ndarray) -> bool:
     """Greedy check that every low-battery EV finds a plug (nearest-pair order); False means: solve the LP."""
     left = cap.copy()
     for i in np.flatnonzero(L > 0):

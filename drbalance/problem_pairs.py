@@ -157,3 +157,16 @@ def slot_layout(pairs: BalancingPairs, config: BalancingConfig, m_y: int, inflow
     yoff = np.concatenate([[0], np.cumsum([len(a) for a in ay])])
     y_slots = np.array([k for k in range(K) if len(ay[k])], dtype=np.int64)
     return ax, ay, xoff, yoff, y_slots
+
+
+def unpack_moves(x: np.ndarray, y: np.ndarray, ax: list, ay: list, xoff: np.ndarray, yoff: np.ndarray, m_x: int,
+                 m_y: int) -> tuple[np.ndarray, np.ndarray]:
+    """Dense ``X`` (K, m_x) and ``Y`` (K, m_y) over the full pair lists from the solver's move blocks ``x``, ``y``
+    laid out by :func:`slot_layout` (0 on the pairs without a variable in a slot)."""
+    K = len(ax)
+    X = np.zeros((K, m_x))
+    Y = np.zeros((K, m_y))
+    for k in range(K):
+        X[k, ax[k]] = x[xoff[k]:xoff[k + 1]]
+        Y[k, ay[k]] = y[yoff[k]:yoff[k + 1]]
+    return X, Y

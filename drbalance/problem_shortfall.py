@@ -50,7 +50,7 @@ import scipy.sparse as sp
 
 from drbalance.config import BalancingConfig
 from drbalance.errors import DataError
-from drbalance.problem_pairs import BalancingPairs, LowBatteryPairs, slot_layout
+from drbalance.problem_pairs import BalancingPairs, LowBatteryPairs, slot_layout, unpack_moves
 from drbalance.solvers import ConeSpec, ConicSolver
 
 SLOT_DISCOUNT = 0.98
@@ -83,10 +83,11 @@ class ShortfallStructure:
     n_var: int
     rows: dict
     cones: ConeSpec
-    A: sp.csc_matrix
+    A: sp.csc_matrix | None  # set right after assembly (its values come from a_values)
     coo_vals: np.ndarray
     csc_from_coo: np.ndarray
     slope_slice: np.ndarray  # positions in coo_vals of the tangent-slope entries (dr support)
+    coo_unique: np.ndarray   # (len(coo_vals),) the unique (row, col) entry each assembled value adds to
     solver: ConicSolver | None = None
 
 
@@ -248,9 +249,7 @@ def build(pairs: BalancingPairs, config: BalancingConfig, plugs: np.ndarray, mod
                             pairs_y=pairs_y, y_origins=y_origins, By_orig=By_orig, By_dest=By_dest, Wy=Wy, ax=ax,
                             ay=ay, xoff=xoff, yoff=yoff, y_slots=y_slots, offset=offset, phi=phi, returns_T=ret_T,
                             off=off, n_var=n_var, rows=rows, cones=cones, A=None, coo_vals=v_all,
-                            csc_from_coo=perm, slope_slice=slope_pos)
-    st._inv = inv
-    st._n_unique = len(uniq)
+                            csc_from_coo=perm, slope_slice=slope_pos, coo_unique=inv)
     st.A = sp.csc_matrix((a_values(st, None), ids.indices.copy(), ids.indptr.copy()), shape=(row, n_var))
     return st
 
@@ -262,7 +261,7 @@ def a_values(st: ShortfallStructure, slope: np.ndarray | None) -> np.ndarray:
         nt = len(slope)
         vals[st.slope_slice[:nt]] = 2.0 * slope
         vals[st.slope_slice[nt:]] = -2.0 * slope
-    summed = np.bincount(st._inv, weights=vals, minlength=st._n_unique)
+    summed = np.bincount(st.coo_unique, weights=vals, minlength=len(st.csc_from_coo))
     return summed[st.csc_from_coo]
 
 
@@ -352,12 +351,8 @@ def vectors(pairs: BalancingPairs, config: BalancingConfig, st: ShortfallStructu
 def unpack(st: ShortfallStructure, x: np.ndarray, m_x: int, K: int, n: int) -> dict:
     """Moves ``X`` (K, m_x), ``Y`` (K, m_y) and the model's per-slot values of a solution ``x``."""
     off = st.off
-    xv, yv = x[off["X"]:off["Y"]], x[off["Y"]:off["Sf"]]
-    X = np.zeros((K, m_x))
-    Y = np.zeros((K, len(st.pairs_y)))
-    for k in range(K):
-        X[k, st.ax[k]] = xv[st.xoff[k]:st.xoff[k + 1]]
-        Y[k, st.ay[k]] = yv[st.yoff[k]:st.yoff[k + 1]]
+    X, Y = unpack_moves(x[off["X"]:off["Y"]], x[off["Y"]:off["Sf"]], st.ax, st.ay, st.xoff, st.yoff, m_x,
+                        len(st.pairs_y))
     nt = K * n
     nP, nYo, nYs = len(st.plug), len(st.y_origins), len(st.y_slots)
     return {"X": X, "Y": Y, "A": x[off["A"]:off["A"] + nt].reshape(K, n),

@@ -224,3 +224,21 @@ def add_model_v2_options(p) -> None:
                    help="shortfall: km worth one EV-slot waiting for a plug (default 2)")
     p.add_argument("--timing-share", type=float, default=None,
                    help="theta in [0, 1] (default: estimated from the training trips)")
+
+
+def add_replay_options(p, d) -> None:
+    """The study options every replaying command shares (``evaluate``, ``tune``): ``--seed``, ``--regions``,
+    ``--slot-minutes``, ``--horizon``, ``--hours`` and the optimisers' reaches; ``d`` is the default
+    :class:`~drbalance.study_config.StudyConfig` quoted in the help."""
+    p.add_argument("--seed", type=int, default=None, help=f"seed of every draw (default {d.seed})")
+    p.add_argument("--regions", type=int, default=None,
+                   help=f"coarsen zones into K regions, 0 = one per zone (default {d.evaluation.regions})")
+    p.add_argument("--slot-minutes", type=int, default=None, help=f"default {d.slot_minutes}")
+    p.add_argument("--horizon", type=int, default=None, help=f"slots K (default {d.horizon})")
+    p.add_argument("--hours", type=float, default=None, help="replay the first H hours of each day (default 24)")
+    p.add_argument("--reach-km", type=float, default=None,
+                   help=f"vacant-EV reach of the optimisers (default {d.balancing.reach_km:g} km)")
+    p.add_argument("--later-reach-km", type=float, default=None,
+                   help="reach of slots 2..K (default: same as --reach-km; 2.0 speeds up per-zone runs)")
+    p.add_argument("--low-battery-reach-km", type=float, default=None,
+                   help=f"charger reach of low-battery EVs (default {d.balancing.low_battery_reach_km:g} km)")

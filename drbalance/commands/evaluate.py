@@ -36,9 +36,9 @@ from rich.progress import Progress
 from data_pipeline.readers import read_tlc_trips
 from drbalance.report import write_report
 from drbalance.report_data import write_map_data
-from drbalance.commands.common import (MODEL_V2_KEYS, add_centroids_option, add_model_v2_options, centroids_note,
-                                       check_outputs, read_zones, require_accepted, with_options, write_json,
-                                       zone_files)
+from drbalance.commands.common import (MODEL_V2_KEYS, add_centroids_option, add_model_v2_options,
+                                       add_replay_options, centroids_note, check_outputs, read_zones,
+                                       require_accepted, with_options, write_json, zone_files)
 from drbalance.errors import ConfigError
 from drbalance.io import atomic_folder
 from drbalance.evaluation import compare, evaluate, plot_day_profiles, summary_json
@@ -101,18 +101,7 @@ def add_evaluate_options(p: argparse.ArgumentParser, required: bool = True) -> N
                    help="Dask worker processes for the replays (default 0: in this process)")
     p.add_argument("--scheduler", default=None, help="address of an existing Dask scheduler (tcp://host:8786)")
     p.add_argument("--policies", default=None, help=f"comma-separated (default {','.join(d.evaluation.policies)})")
-    p.add_argument("--seed", type=int, default=None, help=f"seed of every draw (default {d.seed})")
-    p.add_argument("--regions", type=int, default=None,
-                   help=f"coarsen zones into K regions, 0 = one per zone (default {d.evaluation.regions})")
-    p.add_argument("--slot-minutes", type=int, default=None, help=f"default {d.slot_minutes}")
-    p.add_argument("--horizon", type=int, default=None, help=f"slots K (default {d.horizon})")
-    p.add_argument("--hours", type=float, default=None, help="replay the first H hours of each day (default 24)")
-    p.add_argument("--reach-km", type=float, default=None,
-                   help=f"vacant-EV reach of the optimisers (default {d.balancing.reach_km:g} km)")
-    p.add_argument("--later-reach-km", type=float, default=None,
-                   help="reach of slots 2..K (default: same as --reach-km; 2.0 speeds up per-zone runs)")
-    p.add_argument("--low-battery-reach-km", type=float, default=None,
-                   help=f"charger reach of low-battery EVs (default {d.balancing.low_battery_reach_km:g} km)")
+    add_replay_options(p, d)
     p.add_argument("--supply-floor", type=float, default=None, help="vehicles added to each S + s denominator")
     p.add_argument("--queue-allowance", type=float, default=None, help="queued EVs allowed per charger region")
     add_model_v2_options(p)

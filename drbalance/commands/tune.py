@@ -33,7 +33,7 @@ from pathlib import Path
 from rich.progress import Progress
 
 from data_pipeline.readers import read_tlc_trips
-from drbalance.commands.common import (add_centroids_option, centroids_note, check_outputs, read_zones,
+from drbalance.commands.common import (add_centroids_option, add_replay_options, centroids_note, check_outputs, read_zones,
                                        require_accepted, with_options, write_json, zone_files)
 from drbalance.commands.evaluate import OPTION_KEYS as EVALUATE_KEYS
 from drbalance.commands.evaluate import fleet_values
@@ -79,16 +79,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--trips-per-ev", type=float, default=None,
                    help=f"target trips per EV per day of --fleet auto (default {d.evaluation.trips_per_ev:g})")
     p.add_argument("--seeds", default=None, help="comma-separated fleet-draw seeds (default: --seed only)")
-    p.add_argument("--seed", type=int, default=None, help=f"seed of every draw (default {d.seed})")
-    p.add_argument("--regions", type=int, default=None,
-                   help=f"coarsen zones into K regions, 0 = one per zone (default {d.evaluation.regions})")
-    p.add_argument("--slot-minutes", type=int, default=None, help=f"default {d.slot_minutes}")
-    p.add_argument("--horizon", type=int, default=None, help=f"slots K (default {d.horizon})")
-    p.add_argument("--hours", type=float, default=None, help="replay the first H hours of each day (default 24)")
-    p.add_argument("--reach-km", type=float, default=None, help=f"default {d.balancing.reach_km:g} km")
-    p.add_argument("--later-reach-km", type=float, default=None, help="reach of slots 2..K (default: --reach-km)")
-    p.add_argument("--low-battery-reach-km", type=float, default=None,
-                   help=f"default {d.balancing.low_battery_reach_km:g} km")
+    add_replay_options(p, d)
     p.add_argument("--timing-share", type=float, default=None,
                    help="theta in [0, 1] (default: estimated from the training trips)")
     p.add_argument("--radius-scale", type=float, default=None, help="multiply every set radius")
