@@ -332,8 +332,9 @@ def test_return_matrices_keep_each_origins_mass_when_sparsified():
 
 
 def test_simulator_reports_known_arrivals():
-    """FleetState.incoming counts the EVs that will become vacant, by slot: every one shows up vacant (or
-    hired again) in its slot, and none appears from nowhere."""
+    """FleetState.incoming counts the EVs that will become vacant, by slot and region: with short trips and
+    full batteries every busy EV (picking up, serving, repositioning) is counted once, at its drop-off region,
+    in the slot its activity ends."""
     from drbalance.sim import SimConfig, Simulator
     from drbalance.sim.requests import Requests
 
@@ -352,8 +353,15 @@ def test_simulator_reports_known_arrivals():
     while not run.done:
         st = run.state()
         assert st.incoming is not None and st.incoming.shape == (16, 3)
-        busy = np.isin(run.f.status, [2, 3, 4, 7]).sum()
-        assert st.incoming.sum() <= busy
+        f = run.f
+        busy = np.isin(f.status, [2, 3, 4, 7])
+        assert st.incoming.sum() == busy.sum()
+        serving = np.flatnonzero(f.status == 3)   # their region is the drop-off region, until the end minute
+        now = int((run.t - start) / pd.Timedelta(minutes=1))
+        k = (f.until[serving] - now) // 15
+        expect = np.zeros_like(st.incoming)
+        np.add.at(expect, (k, f.region[serving]), 1)
+        assert (st.incoming >= expect).all()
         seen += st.incoming.sum()
         run.step(Moves.empty())
     assert seen > 0
